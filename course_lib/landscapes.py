@@ -34,6 +34,7 @@ class Landscape:
         start: a conventional starting point for optimizers.
         saddles: known saddle points (gradient zero, Hessian indefinite).
         log_scale: whether heights span many decades (plot contours on a log scale).
+        axis_labels: names of the two coordinates, for plots.
     """
 
     name: str
@@ -44,6 +45,7 @@ class Landscape:
     start: Point = (0.0, 0.0)
     saddles: tuple[Point, ...] = ()
     log_scale: bool = False
+    axis_labels: tuple[str, str] = ("x", "y")
     extras: dict = field(default_factory=dict)
 
     def __call__(self, points: torch.Tensor) -> torch.Tensor:
