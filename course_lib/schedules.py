@@ -1,0 +1,228 @@
+"""Learning-rate schedules as pure functions of the step: ``lr = schedule(step, **settings)``.
+
+Every schedule takes the (0-based) step first and its settings as keyword-only arguments,
+and returns a float. ``functools.partial`` fixes the settings; :func:`lambda_lr` turns the
+result into a ``torch.optim.lr_scheduler.LambdaLR`` so it drives any torch optimizer.
+
+With t the step, W the warmup length, T the total length, eta_max the peak and eta_min the
+minimum learning rate:
+
+* constant:         eta
+* step decay:       eta * gamma^floor(t / step_size)                    (= torch StepLR)
+* exponential:      eta * gamma^t                                        (= torch ExponentialLR)
+* linear warmup:    eta_0 + (eta_max - eta_0) * min(t, W) / W            (= torch LinearLR)
+* cosine decay:     eta_min + (eta_max - eta_min) * (1 + cos(pi * min(t, T) / T)) / 2
+                                                                         (= CosineAnnealingLR)
+* warmup + cosine:  linear warmup for t < W, then cosine decay over the remaining T - W steps
+                                                 (= LinearLR then CosineAnnealingLR, SequentialLR)
+* warmup-stable-decay (WSD): linear warmup, constant eta_max, then a linear decay to eta_min
+  over the last D steps.
+* one-cycle:        cosine (or linear) rise from eta_max / div_factor to eta_max over the first
+  pct_start of the steps, then down to eta_max / (div_factor * final_div_factor)
+                                                                         (= torch OneCycleLR)
+
+After their last step, decaying schedules stay at their minimum.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+
+def _check_step(step) -> None:
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"step must be an integer >= 0, got {step!r}")
+
+
+def _check_positive_int(name: str, value, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_lr(name: str, value) -> None:
+    if not value >= 0.0:  # also rejects NaN
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+
+
+def _check_range(min_lr: float, peak_lr: float, peak_name: str = "peak_lr") -> None:
+    _check_lr(peak_name, peak_lr)
+    _check_lr("min_lr", min_lr)
+    if min_lr > peak_lr:
+        raise ValueError(f"min_lr ({min_lr}) must be <= {peak_name} ({peak_lr})")
+
+
+def _cosine(start: float, end: float, fraction: float) -> float:
+    """Half a cosine from ``start`` (fraction 0) down to ``end`` (fraction 1)."""
+    return end + (start - end) * (1.0 + math.cos(math.pi * fraction)) / 2.0
+
+
+def constant(step: int, *, lr: float) -> float:
+    """eta, at every step."""
+    _check_step(step)
+    _check_lr("lr", lr)
+    return float(lr)
+
+
+def step_decay(step: int, *, lr: float, step_size: int, gamma: float = 0.1) -> float:
+    """eta * gamma ** (step // step_size): multiply by gamma every ``step_size`` steps."""
+    _check_step(step)
+    _check_lr("lr", lr)
+    _check_positive_int("step_size", step_size)
+    if not 0.0 < gamma <= 1.0:
+        raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
+    return lr * gamma ** (step // step_size)
+
+
+def exponential(step: int, *, lr: float, gamma: float) -> float:
+    """eta * gamma ** step."""
+    _check_step(step)
+    _check_lr("lr", lr)
+    if not 0.0 < gamma <= 1.0:
+        raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
+    return lr * gamma**step
+
+
+def linear_warmup(step: int, *, warmup_steps: int, peak_lr: float, start_lr: float = 0.0) -> float:
+    """Straight line from ``start_lr`` at step 0 to ``peak_lr`` at ``warmup_steps``, then flat."""
+    _check_step(step)
+    _check_positive_int("warmup_steps", warmup_steps)
+    _check_range(start_lr, peak_lr)
+    if step >= warmup_steps:
+        return float(peak_lr)
+    return start_lr + (peak_lr - start_lr) * step / warmup_steps
+
+
+def cosine_decay(step: int, *, total_steps: int, peak_lr: float, min_lr: float = 0.0) -> float:
+    """Half a cosine from ``peak_lr`` at step 0 to ``min_lr`` at ``total_steps``, then flat."""
+    _check_step(step)
+    _check_positive_int("total_steps", total_steps)
+    _check_range(min_lr, peak_lr)
+    return _cosine(peak_lr, min_lr, min(step, total_steps) / total_steps)
+
+
+def _check_warmup(warmup_steps: int, total_steps: int) -> None:
+    _check_positive_int("total_steps", total_steps)
+    _check_positive_int("warmup_steps", warmup_steps, minimum=0)
+    if warmup_steps > total_steps:
+        raise ValueError(f"warmup_steps ({warmup_steps}) must be <= total_steps ({total_steps})")
+
+
+def warmup_cosine(
+    step: int,
+    *,
+    warmup_steps: int,
+    total_steps: int,
+    peak_lr: float,
+    min_lr: float = 0.0,
+    start_lr: float = 0.0,
+) -> float:
+    """Linear warmup from ``start_lr`` to ``peak_lr`` over ``warmup_steps``, then cosine decay
+    to ``min_lr`` at ``total_steps`` (and ``min_lr`` after)."""
+    _check_step(step)
+    _check_warmup(warmup_steps, total_steps)
+    _check_range(min_lr, peak_lr)
+    _check_range(start_lr, peak_lr)
+    if step < warmup_steps:
+        return start_lr + (peak_lr - start_lr) * step / warmup_steps
+    if total_steps == warmup_steps:
+        return float(min_lr)
+    fraction = min(step - warmup_steps, total_steps - warmup_steps) / (total_steps - warmup_steps)
+    return _cosine(peak_lr, min_lr, fraction)
+
+
+def warmup_stable_decay(
+    step: int,
+    *,
+    warmup_steps: int,
+    decay_steps: int,
+    total_steps: int,
+    peak_lr: float,
+    min_lr: float = 0.0,
+    start_lr: float = 0.0,
+) -> float:
+    """WSD: linear warmup over ``warmup_steps``, ``peak_lr`` held, then a linear decay to
+    ``min_lr`` over the last ``decay_steps`` steps before ``total_steps``."""
+    _check_step(step)
+    _check_warmup(warmup_steps, total_steps)
+    _check_positive_int("decay_steps", decay_steps)
+    if warmup_steps + decay_steps > total_steps:
+        raise ValueError(
+            f"warmup_steps + decay_steps ({warmup_steps} + {decay_steps}) must be "
+            f"<= total_steps ({total_steps})"
+        )
+    _check_range(min_lr, peak_lr)
+    _check_range(start_lr, peak_lr)
+    decay_start = total_steps - decay_steps
+    if step < warmup_steps:
+        return start_lr + (peak_lr - start_lr) * step / warmup_steps
+    if step < decay_start:
+        return float(peak_lr)
+    fraction = min(step - decay_start, decay_steps) / decay_steps
+    return peak_lr + (min_lr - peak_lr) * fraction
+
+
+def one_cycle(
+    step: int,
+    *,
+    total_steps: int,
+    max_lr: float,
+    pct_start: float = 0.3,
+    div_factor: float = 25.0,
+    final_div_factor: float = 1e4,
+    anneal_strategy: str = "cos",
+) -> float:
+    """Smith's one-cycle policy with torch.optim.lr_scheduler.OneCycleLR's numerics.
+
+    Rises from max_lr / div_factor to max_lr at step pct_start * total_steps - 1, then falls
+    to max_lr / (div_factor * final_div_factor) at step total_steps - 1 (and stays there).
+    """
+    _check_step(step)
+    _check_positive_int("total_steps", total_steps, minimum=2)
+    _check_lr("max_lr", max_lr)
+    if not 0.0 < pct_start < 1.0:
+        raise ValueError(f"pct_start must be in (0, 1), got {pct_start!r}")
+    if not (div_factor >= 1.0 and final_div_factor >= 1.0):
+        raise ValueError("div_factor and final_div_factor must be >= 1")
+    if anneal_strategy not in ("cos", "linear"):
+        raise ValueError(f"anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
+    peak_step = float(pct_start * total_steps) - 1
+    last_step = total_steps - 1
+    if not 0 < peak_step < last_step:
+        raise ValueError(
+            f"pct_start * total_steps - 1 ({peak_step}) must lie strictly between 0 and "
+            f"total_steps - 1 ({last_step}): choose a larger total_steps or another pct_start"
+        )
+
+    def anneal(start: float, end: float, fraction: float) -> float:
+        if anneal_strategy == "cos":
+            return end + (start - end) / 2.0 * (math.cos(math.pi * fraction) + 1)
+        return (end - start) * fraction + start
+
+    initial_lr = max_lr / div_factor
+    final_lr = initial_lr / final_div_factor
+    if step <= peak_step:
+        return anneal(initial_lr, max_lr, step / peak_step)
+    fraction = min(step, last_step) - peak_step
+    return anneal(max_lr, final_lr, fraction / (last_step - peak_step))
+
+
+def lambda_lr(
+    optimizer: torch.optim.Optimizer, schedule: Callable[[int], float]
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """A ``LambdaLR`` that sets every group's lr to ``schedule(step)``.
+
+    LambdaLR multiplies each group's initial lr by a factor; the factor used is
+    ``schedule(step) / initial_lr``, so each group's initial lr must be > 0. Use
+    ``functools.partial`` to fix the schedule's settings, e.g.
+    ``lambda_lr(opt, partial(warmup_cosine, warmup_steps=100, total_steps=1000, peak_lr=3e-4))``.
+    """
+    factors = []
+    for i, group in enumerate(optimizer.param_groups):
+        base_lr = float(group.get("initial_lr", group["lr"]))
+        if not base_lr > 0:
+            raise ValueError(f"param group {i} has lr {base_lr}: lambda_lr needs lr > 0")
+        factors.append(lambda step, base_lr=base_lr: schedule(step) / base_lr)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factors)
