@@ -1,0 +1,218 @@
+"""Run cells of untrusted code in a separate, limited process and survive whatever it does.
+
+A ``Kernel`` is one ``worker`` process in its own session (process group), with an address
+space limit, stdin/stdout/stderr on /dev/null and two private pipes: commands in, replies out.
+``Kernel.run`` sends one cell and waits at most ``timeout`` seconds for the reply. If none
+comes, it interrupts the worker (SIGINT raises ``KeyboardInterrupt`` in an ordinary loop) and
+waits a short grace period; if still none, it kills the whole process group. A worker that
+exits (``os._exit``, a segfault, the memory limit) is seen as the end of its reply pipe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory that holds course_lib/
+REPLY_BYTES = 1_000_000  # a reply longer than this is not from our worker
+INTERRUPT_GRACE_S = 1.0
+STARTUP_TIMEOUT_S = 180.0  # the worker imports torch before it is ready
+
+
+@dataclass
+class CellResult:
+    """What happened to one cell: ``ok``, ``error``, ``timeout``, ``died`` or ``not_run``."""
+
+    status: str
+    ename: str = ""
+    evalue: str = ""
+    traceback: str = ""
+    output: str = ""
+    dropped: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class Kernel:
+    """One worker process that runs cells in order, sharing one namespace."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        memory_mb: int = 2048,
+        output_chars: int = 10_000,
+        preload: tuple[str, ...] = (),
+    ):
+        command_read, self._command_write = os.pipe()
+        self._reply_read, reply_write = os.pipe()
+        environment = dict(os.environ)
+        environment.update(
+            MPLBACKEND="Agg",
+            OMP_NUM_THREADS="1",
+            MKL_NUM_THREADS="1",
+            PYTHONHASHSEED="0",
+            PYTHONPATH=os.pathsep.join(
+                p for p in (str(PACKAGE_ROOT), environment.get("PYTHONPATH", "")) if p
+            ),
+        )
+        arguments = [command_read, reply_write, memory_mb, output_chars, ",".join(preload)]
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "course_lib.grading.worker", *map(str, arguments)],
+            cwd=workdir,
+            env=environment,
+            pass_fds=(command_read, reply_write),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        os.close(command_read)
+        os.close(reply_write)
+        self._buffer = b""
+        self.alive = True
+        self._ready = False
+
+    def _wait_until_ready(self) -> bool:
+        if not self._ready:
+            self._ready = self._read_reply(STARTUP_TIMEOUT_S) == {"status": "ready"}
+        return self._ready
+
+    def run(self, source: str, timeout: float) -> CellResult:
+        """Run one cell; never raises because of what the cell does."""
+        if not self.alive:
+            return CellResult("not_run", evalue="the worker had stopped")
+        if not self._wait_until_ready():
+            return self._died()
+        try:
+            os.write(self._command_write, json.dumps({"source": source}).encode() + b"\n")
+        except OSError:
+            return self._died()
+        reply = self._read_reply(timeout)
+        if reply == "timeout":
+            self._signal(signal.SIGINT, group=False)
+            reply = self._read_reply(INTERRUPT_GRACE_S)
+            if isinstance(reply, dict):
+                result = self._result(reply)
+                return CellResult(
+                    "timeout", result.ename, result.evalue, "", result.output, result.dropped
+                )
+            self.kill()
+            return CellResult("timeout", evalue="stopped by killing the worker")
+        if reply == "died":
+            return self._died()
+        return self._result(reply)
+
+    def _result(self, reply: dict) -> CellResult:
+        return CellResult(
+            str(reply.get("status", "error")),
+            str(reply.get("ename", "")),
+            str(reply.get("evalue", "")),
+            str(reply.get("traceback", "")),
+            str(reply.get("output", "")),
+            int(reply.get("dropped", 0)),
+        )
+
+    def _read_reply(self, timeout: float):
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return "timeout"
+            ready, _, _ = select.select([self._reply_read], [], [], left)
+            if not ready:
+                return "timeout"
+            chunk = os.read(self._reply_read, 65536)
+            if not chunk or len(self._buffer) > REPLY_BYTES:
+                return "died"
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            return "died"
+        return reply if isinstance(reply, dict) else "died"
+
+    def _died(self) -> CellResult:
+        self.kill()
+        code = self.process.returncode
+        if code is not None and code < 0:
+            how = f"killed by signal {signal.Signals(-code).name}"
+        else:
+            how = f"exit code {code}"
+        return CellResult("died", evalue=f"the worker process ended ({how})")
+
+    def _signal(self, number: int, group: bool) -> None:
+        try:
+            if group:
+                os.killpg(self.process.pid, number)
+            else:
+                self.process.send_signal(number)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def kill(self) -> None:
+        """Stop the worker and every process it started; release the pipes."""
+        if self.alive:
+            self.alive = False
+            self._signal(signal.SIGKILL, group=True)
+            self.process.wait()
+            os.close(self._command_write)
+            os.close(self._reply_read)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.kill()
+
+
+def run_cells(
+    sources: list[str],
+    workdir: Path,
+    timeout: float,
+    memory_mb: int = 2048,
+    output_chars: int = 10_000,
+    max_restarts: int = 3,
+    preload: tuple[str, ...] = (),
+) -> list[CellResult]:
+    """Run cells in order in one kernel; after a kernel is lost, start a new one, replay.
+
+    When a cell hangs or kills its worker, a fresh worker replays the cells that had finished
+    (skipping the bad one) and goes on, so one bad cell costs only its own tests. After
+    ``max_restarts`` restarts, the remaining cells are reported ``not_run``. ``preload`` names
+    trusted modules each worker imports before the first cell (outside the time limit).
+    """
+    results: list[CellResult] = []
+    finished: list[str] = []
+    restarts = 0
+    kernel = Kernel(workdir, memory_mb, output_chars, preload)
+    try:
+        for source in sources:
+            if not kernel.alive:
+                if restarts >= max_restarts:
+                    results.append(CellResult("not_run", evalue="too many restarts"))
+                    continue
+                restarts += 1
+                kernel = Kernel(workdir, memory_mb, output_chars, preload)
+                for earlier in finished:
+                    if kernel.run(earlier, timeout).status in ("timeout", "died"):
+                        kernel.kill()
+                        break
+                if not kernel.alive:
+                    results.append(
+                        CellResult("not_run", evalue="the replay of earlier cells failed")
+                    )
+                    continue
+            result = kernel.run(source, timeout)
+            results.append(result)
+            if result.status in ("ok", "error"):
+                finished.append(source)
+    finally:
+        kernel.kill()
+    return results

@@ -1,0 +1,129 @@
+"""The child process that runs a student's cells; started only by ``sandbox.Kernel``.
+
+    python -m course_lib.grading.worker COMMAND_FD REPLY_FD MEMORY_MB OUTPUT_CHARS [PRELOAD]
+
+It limits its own address space (``RLIMIT_AS``) and the size of files it may write before any
+student code runs, points file descriptors 0-2 at /dev/null, imports the modules named in
+PRELOAD (comma-separated, e.g. ``torch,numpy``: the instructor's imports, so their import time
+does not count against a cell) and says it is ready
+(one JSON line). Then it reads one JSON command per
+line from COMMAND_FD (``{"source": ...}``), runs the cell in an IPython shell (so magics
+work), and writes one JSON reply per line to REPLY_FD: the status, the exception if any, and
+the first OUTPUT_CHARS characters of what the cell printed.
+"""
+
+import io
+import json
+import os
+import re
+import resource
+import sys
+import traceback
+
+TRACEBACK_CHARS = 4000
+
+
+class CappedText(io.TextIOBase):
+    """A text stream that keeps the first ``limit`` characters and counts the rest."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.parts: list[str] = []
+        self.kept = 0
+        self.dropped = 0
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        text = str(text)
+        room = self.limit - self.kept
+        if room > 0:
+            self.parts.append(text[:room])
+            self.kept += min(room, len(text))
+        self.dropped += max(0, len(text) - max(room, 0))
+        return len(text)
+
+    def take(self) -> tuple[str, int]:
+        text, dropped = "".join(self.parts), self.dropped
+        self.parts, self.kept, self.dropped = [], 0, 0
+        return text, dropped
+
+
+def describe(error: BaseException) -> str:
+    """The traceback without the shell's own frames, with cell names that do not vary."""
+    frames = [
+        frame
+        for frame in traceback.extract_tb(error.__traceback__)
+        if "IPython" + os.sep not in frame.filename and frame.filename != __file__
+    ]
+    lines = traceback.format_list(frames) + traceback.format_exception_only(error)
+    text = "".join(lines)
+    text = re.sub(r"<ipython-input-\d+-[0-9a-f]+>", "<cell>", text)
+    return text[-TRACEBACK_CHARS:]
+
+
+def limit_resources(memory_mb: int) -> None:
+    memory = memory_mb * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 2**20, 64 * 2**20))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def main() -> None:
+    command_fd, reply_fd, memory_mb, output_chars = (int(a) for a in sys.argv[1:5])
+    preload = [name for name in "".join(sys.argv[5:6]).split(",") if name]
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    limit_resources(memory_mb)
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    for module in preload:
+        try:
+            __import__(module)
+        except Exception:  # the cell that imports it will report the error
+            pass
+    shell = InteractiveShell.instance()
+    shell.showtraceback = shell.showsyntaxerror = lambda *args, **kwargs: None  # we reply instead
+    captured = CappedText(output_chars)
+    commands = os.fdopen(command_fd, "rb")
+    replies = os.fdopen(reply_fd, "wb")
+    replies.write(b'{"status": "ready"}\n')
+    replies.flush()
+    while True:
+        try:
+            line = commands.readline()
+        except KeyboardInterrupt:  # an interrupt that came late, between cells
+            continue
+        if not line:
+            return
+        source = json.loads(line)["source"]
+        sys.stdout = sys.stderr = captured
+        try:
+            result = shell.run_cell(source, store_history=False)
+            error = result.error_before_exec or result.error_in_exec
+        except BaseException as raised:  # noqa: B036 (the shell lets very little through)
+            error = raised
+        finally:
+            sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+        output, dropped = captured.take()
+        reply = {"status": "ok", "output": output, "dropped": dropped}
+        if error is not None:
+            reply.update(
+                status="error",
+                ename=type(error).__name__,
+                evalue=str(error)[:1000],
+                traceback=describe(error),
+            )
+        try:
+            data = json.dumps(reply).encode() + b"\n"
+        except MemoryError:
+            data = b'{"status": "error", "ename": "MemoryError", "evalue": "", "output": ""}\n'
+        replies.write(data)
+        replies.flush()
+
+
+if __name__ == "__main__":
+    main()
