@@ -1,0 +1,13 @@
+"""Optimizers of the course: torch.optim.Optimizer subclasses, each with its update rule in
+a plain function beside it (``sgd_update_``, ``adam_update_``, ...), built from the small
+pieces in :mod:`course_lib.optim.transforms`.
+"""
+
+from .adafactor import Adafactor
+from .adagrad import Adagrad
+from .adam import Adam, AdamW
+from .lion import Lion
+from .rmsprop import RMSprop
+from .sgd import SGD
+
+__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adafactor", "Lion"]
