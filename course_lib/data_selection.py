@@ -1,0 +1,407 @@
+r"""Choosing the data: learnability scores and joint example selection (JEST).
+
+A learner trains on sub-batches of :math:`b` examples picked from a larger *super-batch* of
+:math:`B` candidates. RHO-LOSS (Mindermann et al. 2022) and JEST (Evans et al. 2024) rank
+the candidates by **learnability**, the learner's loss minus the loss of a *reference*
+model trained on a small clean set:
+
+.. math::  s(x) = \ell_{\text{learner}}(x) - \ell_{\text{ref}}(x).
+
+High learner loss says "not learned yet"; low reference loss says "learnable at all". Noisy
+examples have both losses high (low score); learned examples have both low (low score).
+
+For a contrastive loss examples interact: the loss of a batch holds a term for every PAIR
+:math:`(i, j)`. With the sigmoid (SigLIP) loss of Zhai et al. 2023, logits
+:math:`\ell_{ij} = t\,\langle u_i, v_j\rangle + c` and labels :math:`z_{ij} = +1` if
+:math:`i = j` else :math:`-1`, the summed loss of a batch :math:`S` is
+
+.. math::  L(S) = \sum_{i, j \in S} a_{ij}, \qquad a_{ij} = -\log \sigma(z_{ij} \ell_{ij}),
+
+and since :math:`a_{ij}` depends on the pair only, every sub-batch's loss is a sub-matrix sum
+of the super-batch's :math:`B \times B` matrix. With :math:`D = A_{\text{learner}} -
+A_{\text{ref}}` the learnability of a sub-batch is :math:`\sum_{i,j \in S} D_{ij} / |S|`.
+Joint selection grows :math:`S` chunk by chunk; a candidate :math:`k` is scored by what it
+adds given the chunks already chosen,
+
+.. math::  \Delta(k \mid S) = D_{kk} + \sum_{j \in S} (D_{kj} + D_{jk}),
+
+and each chunk is drawn without replacement with probabilities
+:math:`\propto \exp(\Delta / \tau)` (Gumbel top-k), a blocked Gibbs-like sampler.
+
+The real analogue here: two views of each 8x8 digit (top and bottom half) paired by a small
+two-tower model, a share of the training pairs corrupted (mismatched halves), and a
+reference trained on a small clean split. :func:`compare_selection` measures iterations and
+compute (scoring included) to reach a target accuracy on a clean held-out set.
+"""
+
+import math
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+METHODS = ("uniform", "independent", "joint")
+
+
+# ---------------------------------------------------------------- data: two views of a digit
+
+
+@dataclass(frozen=True)
+class DigitPairs:
+    """Top and bottom halves of the digits (each 32 pixels in [0, 1]), in three splits.
+
+    ``reference_*``: small clean split for the reference model. ``test_*`` and
+    ``test_labels``: clean held-out pairs. ``pool_*``: the training pool, in which the
+    pairs flagged by ``pool_corrupted`` had their bottom halves shuffled among themselves.
+    """
+
+    reference_top: torch.Tensor
+    reference_bottom: torch.Tensor
+    test_top: torch.Tensor
+    test_bottom: torch.Tensor
+    test_labels: torch.Tensor
+    pool_top: torch.Tensor
+    pool_bottom: torch.Tensor
+    pool_corrupted: torch.Tensor
+
+    def to(self, device=None, dtype=None) -> "DigitPairs":
+        """Move every tensor to ``device``; cast the pixel tensors to ``dtype`` if given."""
+
+        def move(t):
+            return t.to(device=device, dtype=dtype if t.is_floating_point() else None)
+
+        return DigitPairs(*(move(t) for t in vars(self).values()))
+
+
+@lru_cache(maxsize=1)
+def _shuffled_digits():
+    from sklearn.datasets import load_digits
+
+    raw = load_digits()
+    order = torch.randperm(len(raw.images), generator=torch.Generator().manual_seed(1797))
+    images = torch.as_tensor(raw.images, dtype=torch.float64)[order] / 16.0
+    return images, torch.as_tensor(raw.target, dtype=torch.long)[order]
+
+
+def digit_pairs(
+    corrupted_share: float = 0.5,
+    n_reference: int = 300,
+    n_test: int = 400,
+    seed: int = 0,
+    dtype=torch.float32,
+) -> DigitPairs:
+    """Pairs (top half, bottom half) of the scikit-learn digits, split at random (fixed order)
+    into a clean reference split, a clean test split and a training pool in which a share
+    ``corrupted_share`` of the pairs is corrupted: their bottom halves are permuted among
+    them, so a corrupted pair shows two halves of (almost always) different images.
+    ``seed`` picks which pairs are corrupted; the split itself never changes."""
+    if not 0 <= corrupted_share < 1:
+        raise ValueError(f"corrupted_share must be in [0, 1), got {corrupted_share}")
+    images, labels = _shuffled_digits()
+    if n_reference < 2 or n_test < 2 or n_reference + n_test > len(images) - 2:
+        raise ValueError("n_reference and n_test must be >= 2 and leave a pool of >= 2 pairs")
+    top = images[:, :4, :].reshape(len(images), -1).to(dtype)
+    bottom = images[:, 4:, :].reshape(len(images), -1).to(dtype)
+
+    ref, test = slice(0, n_reference), slice(n_reference, n_reference + n_test)
+    pool = slice(n_reference + n_test, None)
+    pool_bottom = bottom[pool].clone()
+    generator = torch.Generator().manual_seed(seed + 7919)  # unrelated to training draws
+    n_pool = len(pool_bottom)
+    n_bad = round(corrupted_share * n_pool)
+    bad = torch.randperm(n_pool, generator=generator)[:n_bad]
+    # a derangement of the corrupted pairs (shift by one), so none keeps its own half
+    pool_bottom[bad] = pool_bottom[bad.roll(1)]
+    corrupted = torch.zeros(n_pool, dtype=torch.bool)
+    corrupted[bad] = n_bad > 1
+    return DigitPairs(
+        top[ref], bottom[ref], top[test], bottom[test], labels[test],
+        top[pool], pool_bottom, corrupted,
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------- the model and the SigLIP loss
+
+
+class TwoTower(nn.Module):
+    r"""Two small MLP towers embedding each view on the unit sphere, with a learnable
+    temperature :math:`t = e^{\theta}` and bias :math:`c`: logits
+    :math:`\ell_{ij} = t\,\langle u_i, v_j \rangle + c` (SigLIP's initialisation
+    :math:`t = 10`, :math:`c = -10`)."""
+
+    def __init__(self, in_features=32, hidden=64, dim=16, temperature=10.0, bias=-10.0):
+        super().__init__()
+        for name, value in (("in_features", in_features), ("hidden", hidden), ("dim", dim)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.top = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, dim))
+        self.bottom = nn.Sequential(
+            nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, dim)
+        )
+        self.log_temperature = nn.Parameter(torch.tensor(math.log(temperature)))
+        self.bias = nn.Parameter(torch.tensor(float(bias)))
+
+    def logits(self, top: torch.Tensor, bottom: torch.Tensor) -> torch.Tensor:
+        """The (n, m) matrix of pair logits between n top halves and m bottom halves."""
+        u = F.normalize(self.top(top), dim=-1)
+        v = F.normalize(self.bottom(bottom), dim=-1)
+        return self.log_temperature.exp() * u @ v.T + self.bias
+
+    def forward_flops(self, n: int) -> int:
+        """FLOPs of one forward pass on n pairs: 2 per multiply-add in the towers' linear
+        layers plus the n x n logit matrix (activations and normalisation not counted)."""
+        tower = sum(
+            2 * m.in_features * m.out_features for m in self.top if hasattr(m, "in_features")
+        )
+        dim = self.top[-1].out_features
+        return 2 * n * tower + 2 * n * n * dim
+
+
+def pairwise_sigmoid_losses(logits: torch.Tensor) -> torch.Tensor:
+    r""":math:`a_{ij} = -\log\sigma(z_{ij}\ell_{ij})` with :math:`z = 2I - 1`: the loss of every
+    pair; the diagonal holds the true pairs, the rest the negatives."""
+    z = 2 * torch.eye(len(logits), dtype=logits.dtype, device=logits.device) - 1
+    return -F.logsigmoid(z * logits)
+
+
+def sigmoid_contrastive_loss(logits: torch.Tensor) -> torch.Tensor:
+    r"""SigLIP loss of a batch: :math:`\frac{1}{n}\sum_{i,j} a_{ij}`."""
+    return pairwise_sigmoid_losses(logits).sum() / len(logits)
+
+
+@torch.no_grad()
+def retrieval_accuracy(model: TwoTower, top, bottom, labels) -> float:
+    """Share of top halves whose best-matching bottom half (among all given) shows the
+    same digit: class-level retrieval, since a half rarely pins down one exact image."""
+    best = model.logits(top, bottom).argmax(dim=1)
+    return (labels[best] == labels).double().mean().item()
+
+
+# --------------------------------------------------------------------------- learnability
+
+
+def learnability(learner_loss: torch.Tensor, reference_loss: torch.Tensor) -> torch.Tensor:
+    """Learnability = learner loss - reference loss, elementwise (per example, or per pair)."""
+    if learner_loss.shape != reference_loss.shape:
+        raise ValueError(
+            f"learner_loss and reference_loss must have the same shape, "
+            f"got {tuple(learner_loss.shape)} and {tuple(reference_loss.shape)}"
+        )
+    return learner_loss - reference_loss
+
+
+@torch.no_grad()
+def pairwise_learnability(learner: TwoTower, reference: TwoTower, top, bottom) -> torch.Tensor:
+    """:math:`D = A_{learner} - A_{ref}` on a super-batch: the (B, B) matrix of pair
+    learnabilities, from one forward pass of each model."""
+    return learnability(
+        pairwise_sigmoid_losses(learner.logits(top, bottom)),
+        pairwise_sigmoid_losses(reference.logits(top, bottom)),
+    )
+
+
+def batch_learnability(pair_scores: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    r"""Learnability of the sub-batch ``indices``: :math:`\sum_{i,j\in S} D_{ij} / |S|`, i.e.
+    the learner's SigLIP loss on it minus the reference's."""
+    return pair_scores[indices][:, indices].sum() / len(indices)
+
+
+def independent_scores(pair_scores: torch.Tensor) -> torch.Tensor:
+    r"""One score per example, each computed alone: the learnability of the example as a batch
+    of one, :math:`\Delta(k \mid \emptyset) = D_{kk}` (for the sigmoid loss, its own true
+    pair), blind to the examples it will be batched with."""
+    return pair_scores.diagonal().clone()
+
+
+def top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the k largest scores (independent selection), largest first."""
+    if not 1 <= k <= len(scores):
+        raise ValueError(f"k must be in [1, {len(scores)}], got {k}")
+    return torch.topk(scores, k).indices
+
+
+def conditional_scores(pair_scores: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+    r""":math:`\Delta(k\mid S) = D_{kk} + \sum_{j\in S}(D_{kj} + D_{jk})` for every k: how much
+    adding k raises the summed learnability of the chosen set S (a boolean mask). Chosen
+    examples get :math:`-\infty`."""
+    mask = chosen.to(pair_scores.dtype)
+    scores = pair_scores.diagonal() + pair_scores @ mask + pair_scores.T @ mask
+    return scores.masked_fill(chosen, -math.inf)
+
+
+def gumbel_top_k(logits: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+    r"""k indices drawn without replacement with probabilities :math:`\propto e^{\text{logit}}`
+    (successively renormalised): the top k of logits + Gumbel noise."""
+    uniform = torch.rand(logits.shape, generator=generator, dtype=torch.float64)
+    gumbel = -torch.log(-torch.log(uniform.clamp_min(1e-300)))
+    return torch.topk(logits + gumbel.to(logits), k).indices
+
+
+def joint_select(
+    pair_scores: torch.Tensor,
+    k: int,
+    n_chunks: int,
+    generator: torch.Generator,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    r"""JEST's joint selection of k of the B examples, in ``n_chunks`` equal chunks: each chunk
+    drawn by :func:`gumbel_top_k` from :math:`\Delta(\cdot \mid S) / \tau` given the chunks
+    S chosen before it (the first chunk, S empty, by :math:`D_{kk}`; Evans et al. draw it
+    uniformly). Returns the indices in the order chosen."""
+    if n_chunks < 1 or k % n_chunks:
+        raise ValueError(f"n_chunks must be >= 1 and divide k={k}, got {n_chunks}")
+    if not 1 <= k <= len(pair_scores):
+        raise ValueError(f"k must be in [1, {len(pair_scores)}], got {k}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    chosen = torch.zeros(len(pair_scores), dtype=torch.bool, device=pair_scores.device)
+    picked = []
+    for _ in range(n_chunks):
+        chunk = gumbel_top_k(
+            conditional_scores(pair_scores, chosen) / temperature, k // n_chunks, generator
+        )
+        chosen[chunk] = True
+        picked.append(chunk)
+    return torch.cat(picked)
+
+
+# --------------------------------------------------------------------------- the experiment
+
+
+def _adam(model: nn.Module, lr: float) -> torch.optim.Optimizer:
+    return torch.optim.Adam(model.parameters(), lr=lr)
+
+
+def train_reference(data: DigitPairs, steps=300, batch_size=64, lr=3e-3, seed=0) -> TwoTower:
+    """The reference model: a :class:`TwoTower` trained with Adam on the clean split only."""
+    torch.manual_seed(seed)
+    top, bottom = data.reference_top, data.reference_bottom
+    model = TwoTower().to(device=top.device, dtype=top.dtype)
+    optimizer = _adam(model, lr)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        batch = torch.randperm(len(top), generator=generator)[:batch_size].to(top.device)
+        optimizer.zero_grad()
+        sigmoid_contrastive_loss(model.logits(top[batch], bottom[batch])).backward()
+        optimizer.step()
+    return model.eval()
+
+
+def train_with_selection(
+    method: str,
+    data: DigitPairs,
+    reference: TwoTower,
+    seed: int = 0,
+    batch_size: int = 32,
+    filter_ratio: float = 0.8,
+    n_chunks: int = 4,
+    target: float = 0.55,
+    max_iterations: int = 600,
+    eval_every: int = 10,
+    lr: float = 3e-3,
+) -> dict:
+    """Train a fresh learner, picking each batch of ``batch_size`` pairs by ``method``:
+    ``"uniform"`` (at random from the pool), ``"independent"`` (top-k of
+    :func:`independent_scores` on a super-batch of ``batch_size / (1 - filter_ratio)``
+    random pairs) or ``"joint"`` (:func:`joint_select` on the same super-batch).
+    Stops when the test retrieval accuracy reaches ``target`` (checked every
+    ``eval_every`` steps) or after ``max_iterations``.
+
+    Returns ``iterations`` (None if the target was not reached), FLOPs ``train_flops``,
+    ``learner_scoring_flops``, ``reference_scoring_flops`` and ``selection_flops`` (training
+    step = 3 forward passes), ``seconds`` (wall time of the steps and scoring, evaluation
+    excluded), ``corrupted_share`` (share of corrupted pairs among those trained on) and the
+    accuracy ``curve`` as (iteration, accuracy) pairs."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if not 0 <= filter_ratio < 1:
+        raise ValueError(f"filter_ratio must be in [0, 1), got {filter_ratio}")
+    super_size = round(batch_size / (1 - filter_ratio))
+    top, bottom = data.pool_top, data.pool_bottom
+    if not 1 <= batch_size <= super_size <= len(top):
+        raise ValueError(f"batch_size must be in [1, pool size], got {batch_size}")
+    torch.manual_seed(seed)
+    learner = TwoTower().to(device=top.device, dtype=top.dtype)
+    optimizer = _adam(learner, lr)
+    generator = torch.Generator().manual_seed(seed)
+    flops = dict(
+        train_flops=0, learner_scoring_flops=0, reference_scoring_flops=0, selection_flops=0
+    )
+    seconds, n_corrupted, curve, reached = 0.0, 0, [], None
+    for iteration in range(1, max_iterations + 1):
+        start = time.perf_counter()
+        if method == "uniform":
+            batch = torch.randperm(len(top), generator=generator)[:batch_size].to(top.device)
+        else:
+            candidates = torch.randperm(len(top), generator=generator)[:super_size].to(top.device)
+            scores = pairwise_learnability(learner, reference, top[candidates], bottom[candidates])
+            flops["learner_scoring_flops"] += learner.forward_flops(super_size)
+            flops["reference_scoring_flops"] += reference.forward_flops(super_size)
+            if method == "independent":
+                chosen = top_k(independent_scores(scores), batch_size)
+                flops["selection_flops"] += super_size
+            else:
+                chosen = joint_select(scores, batch_size, n_chunks, generator)
+                flops["selection_flops"] += 4 * super_size**2 * n_chunks
+            batch = candidates[chosen]
+        optimizer.zero_grad()
+        sigmoid_contrastive_loss(learner.logits(top[batch], bottom[batch])).backward()
+        optimizer.step()
+        flops["train_flops"] += 3 * learner.forward_flops(batch_size)
+        seconds += time.perf_counter() - start
+        n_corrupted += int(data.pool_corrupted[batch.cpu()].sum())
+        if iteration % eval_every == 0:
+            accuracy = retrieval_accuracy(
+                learner, data.test_top, data.test_bottom, data.test_labels
+            )
+            curve.append((iteration, accuracy))
+            if accuracy >= target:
+                reached = iteration
+                break
+    return dict(
+        method=method,
+        seed=seed,
+        iterations=reached,
+        seconds=seconds,
+        corrupted_share=n_corrupted / (iteration * batch_size),
+        curve=curve,
+        **flops,
+    )
+
+
+def total_flops(run: dict, cached_reference: bool = False) -> int:
+    """Training plus scoring plus selection FLOPs of a run. With ``cached_reference`` the
+    reference's forward passes are left out (the reference is frozen, so its embeddings can be
+    computed once per example ahead of time; its logits still cost a little)."""
+    total = run["train_flops"] + run["learner_scoring_flops"] + run["selection_flops"]
+    return total + (0 if cached_reference else run["reference_scoring_flops"])
+
+
+def compare_selection(
+    seeds=(0, 1, 2, 3, 4),
+    corrupted_share=0.5,
+    methods=METHODS,
+    reference_steps=300,
+    device=None,
+    **kwargs,
+) -> list:
+    """Run every method for every seed (data corruption, reference and learner all seeded
+    by it) and return the list of run dicts of :func:`train_with_selection`, each with
+    ``reference_accuracy`` and ``reference_train_flops`` added."""
+    runs = []
+    for seed in seeds:
+        data = digit_pairs(corrupted_share, seed=seed).to(device)
+        reference = train_reference(data, steps=reference_steps, seed=seed)
+        ref_accuracy = retrieval_accuracy(
+            reference, data.test_top, data.test_bottom, data.test_labels
+        )
+        ref_flops = reference_steps * 3 * reference.forward_flops(64)
+        for method in methods:
+            run = train_with_selection(method, data, reference, seed=seed, **kwargs)
+            runs.append(dict(run, reference_accuracy=ref_accuracy, reference_train_flops=ref_flops))
+    return runs
