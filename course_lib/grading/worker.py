@@ -21,6 +21,7 @@ import sys
 import traceback
 
 TRACEBACK_CHARS = 4000
+COURSE_LIB = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # checks.py, this file
 
 
 class CappedText(io.TextIOBase):
@@ -51,11 +52,11 @@ class CappedText(io.TextIOBase):
 
 
 def describe(error: BaseException) -> str:
-    """The traceback without the shell's own frames, with cell names that do not vary."""
+    """The traceback without the shell's or course_lib's frames; cell names that do not vary."""
     frames = [
         frame
         for frame in traceback.extract_tb(error.__traceback__)
-        if "IPython" + os.sep not in frame.filename and frame.filename != __file__
+        if "IPython" + os.sep not in frame.filename and not frame.filename.startswith(COURSE_LIB)
     ]
     lines = traceback.format_list(frames) + traceback.format_exception_only(error)
     text = "".join(lines)
