@@ -315,8 +315,8 @@ def train_with_selection(
     Returns ``iterations`` (None if the target was not reached), FLOPs ``train_flops``,
     ``learner_scoring_flops``, ``reference_scoring_flops`` and ``selection_flops`` (training
     step = 3 forward passes), ``seconds`` (wall time of the steps and scoring, evaluation
-    excluded), ``corrupted_share`` (share of corrupted pairs among those trained on) and the
-    accuracy ``curve`` as (iteration, accuracy) pairs."""
+    excluded), ``corrupted_share`` (share of corrupted pairs among those trained on), the
+    accuracy ``curve`` as (iteration, accuracy) pairs and the trained ``learner``."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if not 0 <= filter_ratio < 1:
@@ -366,6 +366,7 @@ def train_with_selection(
     return dict(
         method=method,
         seed=seed,
+        learner=learner,
         iterations=reached,
         seconds=seconds,
         corrupted_share=n_corrupted / (iteration * batch_size),
@@ -405,3 +406,34 @@ def compare_selection(
             run = train_with_selection(method, data, reference, seed=seed, **kwargs)
             runs.append(dict(run, reference_accuracy=ref_accuracy, reference_train_flops=ref_flops))
     return runs
+
+
+def iterations_to_target(curve, target: float):
+    """First iteration of a ``curve`` of (iteration, accuracy) pairs whose accuracy reaches
+    ``target``, or None."""
+    return next((iteration for iteration, accuracy in curve if accuracy >= target), None)
+
+
+def summarize(runs: list) -> dict:
+    """Mean and standard deviation (over seeds, ddof=1) per method of ``iterations``,
+    ``mflops`` (total FLOPs / 1e6, scoring included), ``mflops_cached_reference`` and
+    ``seconds``, with the mean ``corrupted_share`` and ``reached`` (runs that hit the
+    target; the statistics use only those)."""
+    summary = {}
+    for method in dict.fromkeys(run["method"] for run in runs):
+        done = [r for r in runs if r["method"] == method and r["iterations"] is not None]
+        columns = {
+            "iterations": [r["iterations"] for r in done],
+            "mflops": [total_flops(r) / 1e6 for r in done],
+            "mflops_cached_reference": [total_flops(r, cached_reference=True) / 1e6 for r in done],
+            "seconds": [r["seconds"] for r in done],
+        }
+        row = {"reached": len(done), "runs": sum(r["method"] == method for r in runs)}
+        for name, values in columns.items():
+            values = torch.tensor(values, dtype=torch.float64)
+            row[name] = values.mean().item() if len(values) else math.nan
+            row[name + "_std"] = values.std().item() if len(values) > 1 else math.nan
+        shares = [r["corrupted_share"] for r in runs if r["method"] == method]
+        row["corrupted_share"] = sum(shares) / len(shares)
+        summary[method] = row
+    return summary

@@ -6,6 +6,7 @@ with torch's FlopCounterMode, and Gumbel top-k frequencies against softmax proba
 """
 
 import itertools
+import statistics
 
 import pytest
 import torch
@@ -226,3 +227,22 @@ def test_training_runs_are_reproducible_by_seed():
         ds.train_with_selection("best", data, reference)
     with pytest.raises(ValueError, match="filter_ratio"):
         ds.train_with_selection("joint", data, reference, filter_ratio=1.0)
+
+
+def test_iterations_to_target_and_summary_statistics():
+    curve = [(10, 0.2), (20, 0.5), (30, 0.45), (40, 0.7)]
+    assert ds.iterations_to_target(curve, 0.5) == 20
+    assert ds.iterations_to_target(curve, 0.8) is None
+    flops = dict(learner_scoring_flops=5, reference_scoring_flops=7, selection_flops=1)
+    runs = [
+        dict(method="joint", iterations=it, seconds=s, corrupted_share=c, train_flops=f, **flops)
+        for it, s, c, f in [(80, 1.0, 0.1, 10**6), (120, 2.0, 0.3, 3 * 10**6), (None, 9.0, 0.2, 0)]
+    ]
+    row = ds.summarize(runs)["joint"]
+    assert row["reached"] == 2 and row["runs"] == 3
+    assert row["iterations"] == 100 and row["iterations_std"] == pytest.approx(
+        statistics.stdev([80, 120])
+    )
+    assert row["mflops"] == pytest.approx((1e6 + 3e6 + 2 * 13) / 2 / 1e6)
+    assert row["mflops_cached_reference"] == pytest.approx((1e6 + 3e6 + 2 * 6) / 2 / 1e6)
+    assert row["corrupted_share"] == pytest.approx(0.2)
