@@ -60,7 +60,7 @@ def contour(
         low = max(positive.min(), positive.max() * 1e-6)
         filled = ax.contourf(X, Y, heights + low, levels=np.geomspace(low, heights.max() + low,
                              levels), norm=LogNorm(), cmap="viridis", extend="both")  # fmt: skip
-        label = "height (log scale)"
+        label = "height above the lowest point (log scale)"
     else:
         filled = ax.contourf(X, Y, Z, levels=levels, cmap="viridis")
         label = "height"
@@ -129,7 +129,8 @@ def gradient_field(ax, landscape: Landscape, *, density: int = 15, label: str = 
     flat = norms <= 1e-9 * norms.max()  # a stationary point has no direction: no arrow
     unit = torch.where(flat, torch.zeros_like(grads), grads / norms.clamp_min(1e-300))
     ax.quiver(X.numpy(), Y.numpy(), unit[..., 0].numpy(), unit[..., 1].numpy(), color="white",
-              angles="xy", pivot="middle", width=0.004, label=label)  # fmt: skip
+              edgecolor="black", linewidth=0.3, angles="xy", pivot="middle", width=0.005,
+              label=label)  # fmt: skip
     ax.legend(loc="upper right")
     return ax
 
