@@ -162,6 +162,13 @@ def graded(tmp_path_factory):
                 + "\nprint('spam ' * 10**7)\nfor i in range(10**4):\n    print(i)"
             )
         ),
+        # fake "ok" replies written ahead into the reply pipe must not pass the tests
+        "forger": notebook(
+            answers(
+                q3_answer="import os, sys\n"
+                'os.write(int(sys.argv[2]), b\'{"status": "ok"}\\n\' * 50)'
+            )
+        ),
         "tampered": notebook(
             answers(q2_answer="def square(x):\n    return 4"),
             drop=("q1_tests",),
@@ -243,6 +250,10 @@ def test_malformed_missing_and_renamed_notebooks(graded):
     expect(graded, "malformed", "invalid_notebook", lost=POINTS, reason=["not valid notebook JSON"])
     expect(graded, "missing", "missing", lost=POINTS, reason=["no .ipynb file"])
     expect(graded, "renamed", "graded", reason=[r"graded ch99 \(1\) final.ipynb"])
+
+
+def test_forged_replies_are_ignored(graded):
+    expect(graded, "forger", "graded", lost=("q3_tests",))
 
 
 def test_deleted_and_edited_tests_are_restored(graded):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import select
 import signal
 import subprocess
@@ -80,7 +81,7 @@ class Kernel:
 
     def _wait_until_ready(self) -> bool:
         if not self._ready:
-            self._ready = self._read_reply(STARTUP_TIMEOUT_S) == {"status": "ready"}
+            self._ready = isinstance(self._read_reply(STARTUP_TIMEOUT_S, "ready"), dict)
         return self._ready
 
     def run(self, source: str, timeout: float) -> CellResult:
@@ -89,14 +90,16 @@ class Kernel:
             return CellResult("not_run", evalue="the worker had stopped")
         if not self._wait_until_ready():
             return self._died()
+        command_id = secrets.token_hex(8)
         try:
-            os.write(self._command_write, json.dumps({"source": source}).encode() + b"\n")
+            command = json.dumps({"id": command_id, "source": source}).encode() + b"\n"
+            os.write(self._command_write, command)
         except OSError:
             return self._died()
-        reply = self._read_reply(timeout)
+        reply = self._read_reply(timeout, command_id)
         if reply == "timeout":
             self._signal(signal.SIGINT, group=False)
-            reply = self._read_reply(INTERRUPT_GRACE_S)
+            reply = self._read_reply(INTERRUPT_GRACE_S, command_id)
             if isinstance(reply, dict):
                 result = self._result(reply)
                 return CellResult(
@@ -115,28 +118,35 @@ class Kernel:
             str(reply.get("evalue", "")),
             str(reply.get("traceback", "")),
             str(reply.get("output", "")),
-            int(reply.get("dropped", 0)),
+            int(reply.get("dropped", 0)) if str(reply.get("dropped", 0)).isdigit() else 0,
         )
 
-    def _read_reply(self, timeout: float):
+    def _read_reply(self, timeout: float, command_id: str):
+        """The reply to ``command_id``: a dict, or ``"timeout"`` or ``"died"``.
+
+        Lines that are not that reply (say, written to the pipe by the student's code to
+        answer for the tests ahead) are skipped: the id is drawn afresh for every cell.
+        """
         deadline = time.monotonic() + timeout
-        while b"\n" not in self._buffer:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return "timeout"
-            ready, _, _ = select.select([self._reply_read], [], [], left)
-            if not ready:
-                return "timeout"
-            chunk = os.read(self._reply_read, 65536)
-            if not chunk or len(self._buffer) > REPLY_BYTES:
-                return "died"
-            self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        try:
-            reply = json.loads(line)
-        except ValueError:
-            return "died"
-        return reply if isinstance(reply, dict) else "died"
+        while True:
+            while b"\n" not in self._buffer:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return "timeout"
+                ready, _, _ = select.select([self._reply_read], [], [], left)
+                if not ready:
+                    return "timeout"
+                chunk = os.read(self._reply_read, 65536)
+                if not chunk or len(self._buffer) > REPLY_BYTES:
+                    return "died"
+                self._buffer += chunk
+            line, self._buffer = self._buffer.split(b"\n", 1)
+            try:
+                reply = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(reply, dict) and reply.get("id") == command_id:
+                return reply
 
     def _died(self) -> CellResult:
         self.kill()

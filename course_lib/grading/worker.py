@@ -5,11 +5,10 @@
 It limits its own address space (``RLIMIT_AS``) and the size of files it may write before any
 student code runs, points file descriptors 0-2 at /dev/null, imports the modules named in
 PRELOAD (comma-separated, e.g. ``torch,numpy``: the instructor's imports, so their import time
-does not count against a cell) and says it is ready
-(one JSON line). Then it reads one JSON command per
-line from COMMAND_FD (``{"source": ...}``), runs the cell in an IPython shell (so magics
-work), and writes one JSON reply per line to REPLY_FD: the status, the exception if any, and
-the first OUTPUT_CHARS characters of what the cell printed.
+does not count against a cell) and says it is ready (``{"id": "ready"}``). Then it reads one
+JSON command per line from COMMAND_FD (``{"id": ..., "source": ...}``), runs the cell in an
+IPython shell (so magics work), and writes one JSON reply per line to REPLY_FD with the same
+id: the status, the exception if any, and the first OUTPUT_CHARS characters the cell printed.
 """
 
 import io
@@ -91,7 +90,7 @@ def main() -> None:
     captured = CappedText(output_chars)
     commands = os.fdopen(command_fd, "rb")
     replies = os.fdopen(reply_fd, "wb")
-    replies.write(b'{"status": "ready"}\n')
+    replies.write(b'{"id": "ready"}\n')
     replies.flush()
     while True:
         try:
@@ -100,7 +99,8 @@ def main() -> None:
             continue
         if not line:
             return
-        source = json.loads(line)["source"]
+        command = json.loads(line)
+        source = command["source"]
         sys.stdout = sys.stderr = captured
         try:
             result = shell.run_cell(source, store_history=False)
@@ -110,7 +110,7 @@ def main() -> None:
         finally:
             sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
         output, dropped = captured.take()
-        reply = {"status": "ok", "output": output, "dropped": dropped}
+        reply = {"id": command["id"], "status": "ok", "output": output, "dropped": dropped}
         if error is not None:
             reply.update(
                 status="error",
@@ -121,7 +121,8 @@ def main() -> None:
         try:
             data = json.dumps(reply).encode() + b"\n"
         except MemoryError:
-            data = b'{"status": "error", "ename": "MemoryError", "evalue": "", "output": ""}\n'
+            data = json.dumps({"id": command["id"], "status": "error", "ename": "MemoryError"})
+            data = data.encode() + b"\n"
         replies.write(data)
         replies.flush()
 
