@@ -6,8 +6,12 @@ pieces in :mod:`course_lib.optim.transforms`.
 from .adafactor import Adafactor
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from .lbfgs import LBFGS
 from .lion import Lion
+from .newton import Newton
 from .rmsprop import RMSprop
 from .sgd import SGD
+from .shampoo import Shampoo
 
 __all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adafactor", "Lion"]
+__all__ += ["Newton", "LBFGS", "Shampoo"]
