@@ -165,8 +165,9 @@ def graded(tmp_path_factory):
         # fake "ok" replies written ahead into the reply pipe must not pass the tests
         "forger": notebook(
             answers(
-                q3_answer="import os, sys\n"
-                'os.write(int(sys.argv[2]), b\'{"status": "ok"}\\n\' * 50)'
+                q3_answer="import os\nfor fd in range(3, 64):\n    try:\n"
+                '        os.write(fd, b\'{"status": "ok"}\\n\' * 50)\n'
+                "    except OSError:\n        pass"
             )
         ),
         "tampered": notebook(

@@ -10,13 +10,17 @@ exits (``os._exit``, a segfault, the memory limit) is seen as the end of its rep
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import secrets
 import select
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,8 +44,105 @@ class CellResult:
     notes: list[str] = field(default_factory=list)
 
 
+def worker_environment() -> dict[str, str]:
+    environment = dict(os.environ)
+    environment.update(
+        MPLBACKEND="Agg",
+        OMP_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        PYTHONHASHSEED="0",
+        PYTHONPATH=os.pathsep.join(
+            p for p in (str(PACKAGE_ROOT), environment.get("PYTHONPATH", "")) if p
+        ),
+    )
+    return environment
+
+
+def _popen(arguments: list, **options) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "course_lib.grading.worker", *map(str, arguments)],
+        env=worker_environment(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        **options,
+    )
+
+
+class ForkServer:
+    """A process that imported the slow modules once and forks a fresh worker on request.
+
+    Starting a worker then costs a fork (milliseconds) instead of importing torch (seconds).
+    The server runs only trusted code; each worker limits itself after the fork.
+    """
+
+    def __init__(self, preload: tuple[str, ...]):
+        ours, theirs = socket.socketpair()
+        self.process = _popen(
+            ["--server", theirs.fileno(), ",".join(preload)],
+            cwd=tempfile.gettempdir(),
+            pass_fds=(theirs.fileno(),),
+        )
+        theirs.close()
+        self.socket = ours
+        self.socket.settimeout(STARTUP_TIMEOUT_S)
+        self.lock = threading.Lock()
+
+    def spawn(self, workdir: Path, fds: tuple[int, int], memory_mb: int, output_chars: int):
+        """The pid of a new worker on these pipe ends, or None if the server is gone."""
+        request = {"cwd": str(workdir), "memory_mb": memory_mb, "output_chars": output_chars}
+        with self.lock:
+            try:
+                socket.send_fds(self.socket, [json.dumps(request).encode()], list(fds))
+                answer = b""
+                while not answer.endswith(b"\n"):
+                    chunk = self.socket.recv(64)
+                    if not chunk:
+                        return None
+                    answer += chunk
+                return int(answer)
+            except (OSError, ValueError):
+                return None
+
+    def close(self) -> None:
+        self.socket.close()
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.process.wait()
+
+
+_servers: dict[tuple[str, ...], ForkServer] = {}
+_servers_lock = threading.Lock()
+
+
+def fork_server(preload: tuple[str, ...]) -> ForkServer:
+    """The shared fork server for these preloaded modules, restarted if it has died."""
+    with _servers_lock:
+        server = _servers.get(preload)
+        if server is None or server.process.poll() is not None:
+            if server is not None:
+                server.close()
+            server = _servers[preload] = ForkServer(preload)
+        return server
+
+
+@atexit.register
+def _close_servers() -> None:
+    for server in _servers.values():
+        server.close()
+    _servers.clear()
+
+
 class Kernel:
-    """One worker process that runs cells in order, sharing one namespace."""
+    """One worker process that runs cells in order, sharing one namespace.
+
+    The worker is forked by the fork server for ``preload``; if that fails, it is started
+    directly (slower: it imports the preloaded modules itself).
+    """
 
     def __init__(
         self,
@@ -52,27 +153,13 @@ class Kernel:
     ):
         command_read, self._command_write = os.pipe()
         self._reply_read, reply_write = os.pipe()
-        environment = dict(os.environ)
-        environment.update(
-            MPLBACKEND="Agg",
-            OMP_NUM_THREADS="1",
-            MKL_NUM_THREADS="1",
-            PYTHONHASHSEED="0",
-            PYTHONPATH=os.pathsep.join(
-                p for p in (str(PACKAGE_ROOT), environment.get("PYTHONPATH", "")) if p
-            ),
-        )
-        arguments = [command_read, reply_write, memory_mb, output_chars, ",".join(preload)]
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "course_lib.grading.worker", *map(str, arguments)],
-            cwd=workdir,
-            env=environment,
-            pass_fds=(command_read, reply_write),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        fds = (command_read, reply_write)
+        self.process = None
+        self.pid = fork_server(preload).spawn(workdir, fds, memory_mb, output_chars)
+        if self.pid is None:
+            arguments = [*fds, memory_mb, output_chars, ",".join(preload)]
+            self.process = _popen(arguments, cwd=workdir, pass_fds=fds)
+            self.pid = self.process.pid
         os.close(command_read)
         os.close(reply_write)
         self._buffer = b""
@@ -150,28 +237,28 @@ class Kernel:
 
     def _died(self) -> CellResult:
         self.kill()
-        code = self.process.returncode
-        if code is not None and code < 0:
-            how = f"killed by signal {signal.Signals(-code).name}"
-        else:
-            how = f"exit code {code}"
-        return CellResult("died", evalue=f"the worker process ended ({how})")
+        how = ""
+        code = self.process.returncode if self.process else None
+        if code is not None:
+            how = (
+                f" (killed by {signal.Signals(-code).name})" if code < 0 else f" (exit code {code})"
+            )
+        return CellResult("died", evalue=f"the worker process ended{how}")
 
     def _signal(self, number: int, group: bool) -> None:
-        try:
-            if group:
-                os.killpg(self.process.pid, number)
-            else:
-                self.process.send_signal(number)
-        except (ProcessLookupError, PermissionError):
-            pass
+        for send in (os.killpg, os.kill) if group else (os.kill,):
+            try:
+                send(self.pid, number)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     def kill(self) -> None:
         """Stop the worker and every process it started; release the pipes."""
         if self.alive:
             self.alive = False
             self._signal(signal.SIGKILL, group=True)
-            self.process.wait()
+            if self.process:
+                self.process.wait()
             os.close(self._command_write)
             os.close(self._reply_read)
 

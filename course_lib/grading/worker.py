@@ -1,6 +1,7 @@
 """The child process that runs a student's cells; started only by ``sandbox.Kernel``.
 
     python -m course_lib.grading.worker COMMAND_FD REPLY_FD MEMORY_MB OUTPUT_CHARS [PRELOAD]
+    python -m course_lib.grading.worker --server SOCKET_FD [PRELOAD]   (a fork server)
 
 It limits its own address space (``RLIMIT_AS``) and the size of files it may write before any
 student code runs, points file descriptors 0-2 at /dev/null, imports the modules named in
@@ -70,9 +71,16 @@ def limit_resources(memory_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def main() -> None:
-    command_fd, reply_fd, memory_mb, output_chars = (int(a) for a in sys.argv[1:5])
-    preload = [name for name in "".join(sys.argv[5:6]).split(",") if name]
+def preload_modules(names) -> None:
+    for module in names:
+        try:
+            __import__(module)
+        except Exception:  # the cell that imports it will report the error
+            pass
+
+
+def serve(command_fd: int, reply_fd: int, memory_mb: int, output_chars: int, preload=()):
+    """Limit this process, then run cells from COMMAND_FD until it closes."""
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
@@ -80,12 +88,12 @@ def main() -> None:
 
     from IPython.core.interactiveshell import InteractiveShell
 
-    for module in preload:
-        try:
-            __import__(module)
-        except Exception:  # the cell that imports it will report the error
-            pass
-    shell = InteractiveShell.instance()
+    preload_modules(preload)
+    from traitlets.config import Config
+
+    config = Config()
+    config.HistoryManager.enabled = False  # no history database shared with the user's IPython
+    shell = InteractiveShell.instance(config=config)
     shell.showtraceback = shell.showsyntaxerror = lambda *args, **kwargs: None  # we reply instead
     captured = CappedText(output_chars)
     commands = os.fdopen(command_fd, "rb")
@@ -125,6 +133,52 @@ def main() -> None:
             data = data.encode() + b"\n"
         replies.write(data)
         replies.flush()
+
+
+def fork_server(socket_fd: int, preload) -> None:
+    """Import the slow modules once, then fork one fresh worker per request.
+
+    A request is a JSON message ``{"cwd", "memory_mb", "output_chars"}`` with the worker's two
+    pipe ends attached (SCM_RIGHTS); the answer is the worker's pid. Each worker starts its
+    own session, so it and whatever it starts can be killed as one group.
+    """
+    import signal
+    import socket
+
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # workers are reaped automatically
+    preload_modules(preload)
+    import IPython.core.interactiveshell  # noqa: F401
+
+    server = socket.socket(fileno=socket_fd)
+    while True:
+        message, fds, _, _ = socket.recv_fds(server, 65536, 2)
+        if not message:
+            return
+        request = json.loads(message)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setsid()
+                server.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                os.chdir(request["cwd"])
+                sys.path[0] = request["cwd"]
+                sys.argv = [sys.argv[0]]
+                serve(fds[0], fds[1], request["memory_mb"], request["output_chars"])
+            finally:
+                os._exit(0)
+        for fd in fds:
+            os.close(fd)
+        server.sendall(f"{pid}\n".encode())
+
+
+def main() -> None:
+    if sys.argv[1] == "--server":
+        fork_server(int(sys.argv[2]), [n for n in "".join(sys.argv[3:4]).split(",") if n])
+        return
+    command_fd, reply_fd, memory_mb, output_chars = (int(a) for a in sys.argv[1:5])
+    preload = [name for name in "".join(sys.argv[5:6]).split(",") if name]
+    serve(command_fd, reply_fd, memory_mb, output_chars, preload)
 
 
 if __name__ == "__main__":
