@@ -363,6 +363,18 @@ def test_validate_passes_on_a_good_set_and_fails_on_broken_ones(tmp_path, capsys
     assert main(["--root", str(tmp_path / "wrong"), "validate"]) == 1
     assert "the solution fails test1" in capsys.readouterr().out
 
+    top_level = [
+        nbformat.v4.new_code_cell(
+            "### BEGIN SOLUTION\nanswer = 42\n### END SOLUTION", metadata=meta("a", solution=True)
+        ),
+        nbformat.v4.new_code_cell(
+            "assert answer == 42", metadata=meta("t", grade=True, locked=True, points=1)
+        ),
+    ]
+    write_set(tmp_path / "top_level", "ch99", top_level)  # the blank raises at top level: fine
+    assert main(["--root", str(tmp_path / "top_level"), "validate"]) == 0
+    capsys.readouterr()
+
     tiny_set(tmp_path / "free", "return 2 * x", [*tests, "assert 1 + 1 == 2"])
     assert main(["--root", str(tmp_path / "free"), "validate"]) == 1
     assert "the untouched exercise passes test2" in capsys.readouterr().out
