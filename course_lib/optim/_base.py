@@ -5,8 +5,8 @@ A subclass of :class:`CourseOptimizer` only says which state a parameter needs
 function of its module). The loop below finds the parameters that have a gradient, creates
 their state lazily (on the parameter's device, in its dtype), counts their steps and hands
 them to ``update``: one at a time (``foreach=False``), or batched as TensorLists of the
-parameters that share device, dtype and step count (``foreach=True``, the default), so that
-each line of the update rule is one multi-tensor kernel.
+parameters that share their step count (``foreach=True``, the default), so that each line
+of the update rule is one multi-tensor kernel.
 """
 
 import torch
@@ -68,29 +68,39 @@ class CourseOptimizer(Optimizer):
         return loss
 
     def _parameters_to_update(self, group):
-        """Yield ``(step, param, grad, state)`` for the parameters of ``group`` with a grad."""
+        """Yield ``(step, param, grad, state)`` for the parameters of ``group`` with a grad.
+
+        With foreach, parameters at the same step come together as TensorLists. (Tensors on
+        different devices or of different dtypes may share a list: torch's foreach kernels
+        then fall back to one kernel per tensor, which is correct, only slower.)
+        """
         foreach = self.supports_foreach and group.get("foreach") is not False
-        batches = {}
+        batches = {}  # step -> ([params], [grads], [states])
         for p in group["params"]:
-            if p.grad is None:
+            grad = p.grad
+            if grad is None:
                 continue
             state = self.state[p]
             if not state:
-                if p.grad.is_sparse or torch.is_complex(p):
+                if grad.is_sparse or torch.is_complex(p):
                     raise ValueError("sparse gradients and complex parameters are not supported")
                 state["step"] = 0
                 state.update(self.init_state(p, group))
-            state["step"] += 1
-            if foreach:
-                batches.setdefault((p.device, p.dtype, state["step"]), []).append(p)
+            step = state["step"] = state["step"] + 1
+            if not foreach:
+                yield step, p, grad, state
+            elif step in batches:
+                params, grads, states = batches[step]
+                params.append(p)
+                grads.append(grad)
+                states.append(state)
             else:
-                yield state["step"], p, p.grad, state
-        for (_, _, step), params in batches.items():
-            states = [self.state[p] for p in params]
+                batches[step] = ([p], [grad], [state])
+        for step, (params, grads, states) in batches.items():
             names = [name for name in states[0] if name != "step"]
             yield (
                 step,
                 TensorList(params),
-                TensorList([p.grad for p in params]),
+                TensorList(grads),
                 {name: TensorList([s[name] for s in states]) for name in names},
             )

@@ -53,8 +53,9 @@ class TensorList:
         return self
 
     # x / scalar
-    def __truediv__(self, scalar):
-        return TensorList(torch._foreach_div(self.tensors, scalar))
+    def div_(self, scalar):
+        torch._foreach_div_(self.tensors, scalar)
+        return self
 
     # x + weight * (end - x)
     def lerp(self, end, weight):

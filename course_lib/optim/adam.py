@@ -56,7 +56,7 @@ def adam_update_(
     if max_exp_avg_sq is not None:
         exp_avg_sq = running_max_(max_exp_avg_sq, exp_avg_sq)
     step_size = lr / bias_correction(beta1, step)
-    denom = (exp_avg_sq.sqrt() / bias_correction(beta2, step) ** 0.5).add_(eps)
+    denom = exp_avg_sq.sqrt().div_(bias_correction(beta2, step) ** 0.5).add_(eps)
     param.addcdiv_(exp_avg, denom, value=-step_size)
 
 
