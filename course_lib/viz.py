@@ -9,6 +9,7 @@ The website has no Python kernel, so interactive explorers get a kernel-free cou
 at most ``MAX_DPI`` dots per inch.
 """
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -22,6 +23,21 @@ from course_lib.landscapes import Landscape
 
 MAX_FRAMES = 40
 MAX_DPI = 80
+
+# matplotlib's player takes its button icons from a Font Awesome stylesheet on a CDN; the
+# course's pages load nothing from the network, so the buttons get plain Unicode symbols.
+_FONT_AWESOME_LINK = re.compile(r'<link rel="stylesheet"\s+href="[^"]*font-awesome[^"]*">')
+_BUTTON_SYMBOLS = {
+    "minus": "\u2212",
+    "plus": "+",
+    "fast-backward": "\u23ee",
+    "step-backward": "\u23f4\u2759",
+    "play": "\u25b6",
+    "play fa-flip-horizontal": "\u25c0",
+    "pause": "\u23f8",
+    "step-forward": "\u2759\u23f5",
+    "fast-forward": "\u23ed",
+}
 
 
 def _axes(ax, figsize=(6.0, 4.5), **kwargs):
@@ -179,6 +195,14 @@ def animation_html(
     with plt.rc_context({"savefig.dpi": dpi}):
         html = movie.to_jshtml(default_mode="once")
     plt.close(fig)
+    return _offline_player(html)
+
+
+def _offline_player(html: str) -> str:
+    """The player without its CDN stylesheet, its icons replaced by Unicode symbols."""
+    html = _FONT_AWESOME_LINK.sub("", html)
+    for icon, symbol in _BUTTON_SYMBOLS.items():
+        html = html.replace(f'<i class="fa fa-{icon}"></i>', symbol)
     return html
 
 
@@ -196,6 +220,7 @@ def animate_trajectories(
     frames: int = MAX_FRAMES,
     title: str | None = None,
     interval: int = 200,
+    resolution: int = 120,
 ) -> str:
     """An HTML animation of several optimizers' paths (each of shape ``(T, 2)``) drawn step by
     step on the contour map of ``landscape``."""
@@ -203,7 +228,7 @@ def animate_trajectories(
     length = max(len(p) for p in paths.values())
     indices = frame_indices(length, frames)
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
-    contour(landscape, ax, title=title)
+    contour(landscape, ax, title=title, resolution=resolution)
     lines = {}
     for name, points in paths.items():
         (lines[name],) = ax.plot(points[:1, 0], points[:1, 1], "o-", markersize=3, label=name)

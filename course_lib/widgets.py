@@ -178,7 +178,7 @@ def hiker_animation(
 def hiker_explorer(landscapes, *, step_size: float = 0.3, steps: int = 20, window_radius=0.6):
     """A live explorer: choose a landscape (``landscapes`` is one :class:`Landscape` or a dict
     of them), the start point, the stride, the window radius and the number of strides; tick
-    "lift the fog" to see the whole landscape. Returns an ``ipywidgets.VBox``."""
+    "lift the fog" to see the whole landscape. Returns an ``ipywidgets.HBox``: controls, picture."""
     import ipywidgets as widgets
 
     if isinstance(landscapes, Landscape):

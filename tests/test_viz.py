@@ -109,5 +109,14 @@ def test_frame_indices_keep_both_ends():
 
 def test_animate_trajectories_frames_follow_the_longest_path():
     paths = {"a": torch.zeros(100, 2), "b": torch.ones(7, 2) * 0.5}
-    html = viz.animate_trajectories(landscapes.quadratic(), paths, frames=6)
+    html = viz.animate_trajectories(landscapes.quadratic(), paths, frames=6, resolution=30)
     assert html.count("data:image/png;base64") == 6
+
+
+def test_animation_html_loads_nothing_from_the_network():
+    fig, ax = plt.subplots()
+    (line,) = ax.plot([0.0], [0.0])
+    html = viz.animation_html(fig, lambda i: line.set_data([0, i], [0, i]), frames=3, dpi=40)
+    assert "<link" not in html and "http://" not in html and "https://" not in html
+    assert 'class="fa' not in html, "every Font Awesome icon is replaced by a symbol"
+    assert "\u25b6" in html and "\u25c0" in html and "\u23f8" in html
