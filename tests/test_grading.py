@@ -23,7 +23,7 @@ from course_lib.grading.release import FORBIDDEN_MARKERS, render, student_versio
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "solutions" / "ch01" / "ch01.ipynb"
-TIMEOUT_S = 3.0
+TIMEOUT_S = 5.0  # generous: the machine running the tests may be busy
 
 # A small set shaped like ch01 (four answers, tests with hidden parts, points 2, 2, 2, 1) but
 # importing nothing slow, so each worker starts in about a second and the class below grades
@@ -154,7 +154,7 @@ def graded(tmp_path_factory):
         "sys_exit": notebook(answers(q4_answer="import sys\nsys.exit('bye')")),
         "os_exit": notebook(answers(q2_answer=good["q2_answer"] + "\nimport os\nos._exit(0)")),
         "memory_bomb": notebook(
-            answers(q3_answer="blocks = []\nwhile True:\n    blocks.append(bytearray(2**26))")
+            answers(q3_answer="blocks = []\nwhile True:\n    blocks.append(bytearray(2**27))")
         ),
         "flood": notebook(
             answers(
