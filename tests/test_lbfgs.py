@@ -9,6 +9,15 @@ from sklearn.datasets import load_digits
 from course_lib.optim.lbfgs import LBFGS
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small problems: one thread avoids oversubscribing the shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def rosenbrock(x):
     """The n-dimensional Rosenbrock function, minimum 0 at (1, ..., 1)."""
     return ((1 - x[:-1]) ** 2).sum() + 100 * ((x[1:] - x[:-1] ** 2) ** 2).sum()
@@ -58,7 +67,7 @@ def run(optimizer_class, make_problem, n_steps, **kwargs):
 
     iterates, losses = [], []
     for _ in range(n_steps):
-        losses.append(float(opt.step(closure)))
+        losses.append(opt.step(closure).item())
         iterates.append(torch.cat([p.detach().reshape(-1) for p in params]))
     return iterates, losses, opt
 

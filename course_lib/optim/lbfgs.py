@@ -34,6 +34,10 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 
+def _as_float(loss) -> float:
+    return loss.item() if isinstance(loss, Tensor) else float(loss)
+
+
 def two_loop_direction(grad, steps, grad_changes, rhos, gamma):
     """d = -H g by the two-loop recursion over stored (s_i, y_i, rho_i), oldest first."""
     alphas = [None] * len(steps)
@@ -236,7 +240,7 @@ class LBFGS(Optimizer):
     def _evaluate_along(self, closure, x, t, direction):
         """(loss, grad) at x + t * direction; the parameters are put back to x afterwards."""
         self._move(t, direction)
-        loss = float(closure())
+        loss = _as_float(closure())
         grad = self._flat_grad()
         for p, saved in zip(self._params, x, strict=True):
             p.copy_(saved)
@@ -258,7 +262,7 @@ class LBFGS(Optimizer):
         state.setdefault("n_iter", 0)
 
         first_loss = closure()
-        loss = float(first_loss)
+        loss = _as_float(first_loss)
         evals = 1
         state["func_evals"] += 1
         grad = self._flat_grad()
@@ -317,7 +321,7 @@ class LBFGS(Optimizer):
                 self._move(t, d)
                 line_evals = 0
                 if iteration != max_iter:  # the last iteration does not re-evaluate
-                    loss = float(closure())
+                    loss = _as_float(closure())
                     grad = self._flat_grad()
                     converged = grad.abs().max() <= tolerance_grad
                     line_evals = 1
