@@ -19,13 +19,16 @@ vendor=book/_vendor
 if [ ! -f "$vendor/.package-lock.json" ] || ! cmp -s package-lock.json "$vendor/.package-lock.json"; then
   npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
   rm -rf "$vendor"
-  mkdir -p "$vendor/mathjax" "$vendor/widgets"
+  manager="$vendor/widgets/@jupyter-widgets/html-manager/dist"
+  mkdir -p "$vendor/mathjax" "$manager"
   cp -r node_modules/mathjax/es5/. "$vendor/mathjax/"
   cp node_modules/requirejs/require.js "$vendor/widgets/"
+  # The widget manager finds its fonts under <data-jupyter-widgets-cdn>/@jupyter-widgets/...
   find node_modules/@jupyter-widgets/html-manager/dist -maxdepth 1 -type f ! -name '*.map' \
-    -exec cp {} "$vendor/widgets/" \;
+    -exec cp {} "$manager/" \;
   cp package-lock.json "$vendor/.package-lock.json"
 fi
+cp book/_js/*.js "$vendor/widgets/"
 
 if [ "${1:-}" = "--browser" ] && ! command -v chromium > /dev/null; then
   if [ "$(id -u)" = 0 ]; then
