@@ -274,7 +274,7 @@ def joint_select(
 
 
 def _adam(model: nn.Module, lr: float) -> torch.optim.Optimizer:
-    return torch.optim.Adam(model.parameters(), lr=lr)
+    return torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
 
 
 def train_reference(data: DigitPairs, steps=300, batch_size=64, lr=3e-3, seed=0) -> TwoTower:
