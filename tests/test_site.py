@@ -92,8 +92,9 @@ def visit(browser, url: str) -> dict:
     )
     page.on(
         "response",
-        lambda response: response.status >= 400
-        and problems.append(f"HTTP {response.status}: {response.url}"),
+        lambda response: (
+            response.status >= 400 and problems.append(f"HTTP {response.status}: {response.url}")
+        ),
     )
     page.on("requestfailed", lambda request: problems.append(f"failed: {request.url}"))
     page.goto(url, wait_until="load")
