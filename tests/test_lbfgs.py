@@ -8,14 +8,7 @@ from sklearn.datasets import load_digits
 
 from course_lib.optim.lbfgs import LBFGS
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small problems: one thread avoids oversubscribing the shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def rosenbrock(x):
