@@ -38,7 +38,11 @@ def sgd_update_(
             momentum_buffer.copy_(grad)
         else:
             momentum_buffer.mul_(momentum).add_(grad, alpha=1 - dampening)
-        grad = grad.add(momentum_buffer, alpha=momentum) if nesterov else momentum_buffer
+        if nesterov:  # theta -= lr (g + mu b) in two in-place steps, with no temporary
+            param.add_(grad, alpha=-lr)
+            param.add_(momentum_buffer, alpha=-lr * momentum)
+            return
+        grad = momentum_buffer
     param.add_(grad, alpha=-lr)
 
 
