@@ -26,6 +26,7 @@ if asked). The median, unlike the mean, is not dragged up by the spike it is mea
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -188,15 +189,6 @@ def detect_spikes(
         if not math.isfinite(loss):
             flags.append(True)
             continue
-        if recent:
-            ordered = sorted(recent)
-            middle = len(ordered) // 2
-            if len(ordered) % 2:
-                median = ordered[middle]
-            else:
-                median = (ordered[middle - 1] + ordered[middle]) / 2
-            flags.append(loss > factor * max(median, floor))
-        else:
-            flags.append(False)
+        flags.append(bool(recent) and loss > factor * max(statistics.median(recent), floor))
         recent = (recent + [loss])[-window:]
     return flags
