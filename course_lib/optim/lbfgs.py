@@ -35,6 +35,7 @@ from torch.optim import Optimizer
 
 
 def _as_float(loss) -> float:
+    """The loss as a number; ``.item()`` because float() of a tensor that requires grad warns."""
     return loss.item() if isinstance(loss, Tensor) else float(loss)
 
 
