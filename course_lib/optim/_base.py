@@ -44,7 +44,9 @@ class CourseOptimizer(Optimizer):
 
     Subclasses implement ``init_state(param, group) -> dict of tensors`` and
     ``update(group, step, param, grad, state)``; ``state`` maps each state name to the
-    tensor (or TensorList) of the parameter(s) being updated.
+    tensor (or TensorList) of the parameter(s) being updated. A group with
+    ``maximize=True`` (torch's keyword) hands ``update`` the negated gradient, so every
+    update rule is written for minimization only.
     """
 
     supports_foreach = True
@@ -75,6 +77,7 @@ class CourseOptimizer(Optimizer):
         then fall back to one kernel per tensor, which is correct, only slower.)
         """
         foreach = self.supports_foreach and group.get("foreach") is not False
+        maximize = group.get("maximize", False)
         batches = {}  # step -> ([params], [grads], [states])
         for p in group["params"]:
             grad = p.grad
@@ -87,6 +90,8 @@ class CourseOptimizer(Optimizer):
                 state["step"] = 0
                 state.update(self.init_state(p, group))
             step = state["step"] = state["step"] + 1
+            if maximize:
+                grad = -grad
             if not foreach:
                 yield step, p, grad, state
             elif step in batches:
