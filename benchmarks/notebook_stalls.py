@@ -76,18 +76,18 @@ def main():
     hog = multiprocessing.Process(target=busy, args=(stop,), daemon=True)
     hog.start()
     try:
-        for path in args.notebooks:
-            original = nbformat.read(path, as_version=4)  # one snapshot for every run
-            stalled = dict.fromkeys(CLIENTS, 0)
-            for run in range(args.runs):
+        originals = {path: nbformat.read(path, as_version=4) for path in args.notebooks}
+        stalled = {(path, name): 0 for path in args.notebooks for name in CLIENTS}
+        for run in range(args.runs):  # chapters and clients interleaved: all see the same load
+            for path, original in originals.items():
                 for name, client_class in CLIENTS.items():
                     total, stalls = execute_once(original, path, args.timeout, client_class)
-                    stalled[name] += bool(stalls)
+                    stalled[path, name] += bool(stalls)
                     print(f"{path.name} run {run + 1} {name}: {total:.1f} s", flush=True)
                     for index, kernel, client in stalls:
                         print(f"  STALL cell {index}: kernel {kernel:.1f} s, client {client:.1f} s")
-            for name, count in stalled.items():
-                print(f"{path.name} {name}: {count} stalled run(s) in {args.runs}", flush=True)
+        for (path, name), count in stalled.items():
+            print(f"{path.name} {name}: {count} stalled run(s) in {args.runs}", flush=True)
     finally:
         stop.set()
         hog.join()
