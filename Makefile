@@ -2,7 +2,7 @@
 # Both start from a fresh clone: scripts/setup.sh installs what is missing and skips the rest.
 
 VENV := .venv/bin
-PYTEST_FLAGS := --nbval-lax --nbval-cell-timeout=300 --nbval-sanitize-with tests/nbval_sanitize.cfg
+PYTEST_FLAGS := --nbval-lax --nbval-cell-timeout=180 --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 .PHONY: site test setup setup-browser notebooks release clean
 

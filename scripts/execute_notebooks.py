@@ -27,7 +27,7 @@ from nbclient import NotebookClient
 from traitlets import Type
 
 POLL_SLICE_S = 1.0
-CELL_TIMEOUT_S = 120
+CELL_TIMEOUT_S = 180  # the slowest cell of any chapter takes well under a minute alone
 
 
 class ShortPollChannel(AsyncZMQSocketChannel):
