@@ -53,6 +53,9 @@ class TensorList:
         return self
 
     # x / scalar
+    def div(self, scalar):
+        return TensorList(torch._foreach_div(self.tensors, scalar))
+
     def div_(self, scalar):
         torch._foreach_div_(self.tensors, scalar)
         return self
