@@ -27,6 +27,7 @@ After their last step, decaying schedules stay at their minimum.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -226,3 +227,24 @@ def lambda_lr(
             raise ValueError(f"param group {i} has lr {base_lr}: lambda_lr needs lr > 0")
         factors.append(lambda step, base_lr=base_lr: schedule(step) / base_lr)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factors)
+
+
+def torch_lrs(
+    make_scheduler: Callable[[torch.optim.Optimizer], object], n_steps: int, lr: float
+) -> list[float]:
+    """The learning rate that a torch scheduler sets at steps ``0 .. n_steps - 1``.
+
+    ``make_scheduler(optimizer)`` builds the scheduler around a dummy one-parameter SGD
+    whose initial lr is ``lr``; each step reads the lr, steps the optimizer, then the
+    scheduler. This is how the tests and chapter 10 compare a schedule with torch's.
+    """
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    scheduler = make_scheduler(optimizer)
+    lrs = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SequentialLR warns about its own internal calls
+        for _ in range(n_steps):
+            lrs.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+    return lrs

@@ -41,9 +41,13 @@ INVALID = [
     (co.Lion, dict(betas=(0.9,)), "betas"),
     (co.Lion, dict(betas=(0.9, 0.99, 0.999)), "betas"),
     (co.Lion, dict(weight_decay=-0.1), "weight_decay"),
+    (co.NAdam, dict(momentum_decay=-1e-3), "momentum_decay"),
+    (co.AdamWScheduleFree, dict(warmup_steps=-1), "warmup_steps"),
+    (co.AdamWScheduleFree, dict(r=-1.0), "r"),
+    (co.AdamWScheduleFree, dict(weight_lr_power=-2.0), "weight_lr_power"),
 ] + [
     case
-    for cls in (co.Adam, co.AdamW)
+    for cls in (co.Adam, co.AdamW, co.RAdam, co.NAdam, co.AdamWScheduleFree)
     for case in [
         (cls, dict(lr=-1e-3), "lr"),
         (cls, dict(betas=(1.0, 0.999)), "betas[0]"),
@@ -70,7 +74,9 @@ def test_invalid_hyperparameter_raises_naming_it(cls, kwargs, argument):
 
 
 @pytest.mark.parametrize(
-    "cls", [co.SGD, co.Adagrad, co.RMSprop, co.Adam, co.AdamW, co.Adafactor, co.Lion]
+    "cls",
+    [co.SGD, co.Adagrad, co.RMSprop, co.Adam, co.AdamW, co.Adafactor, co.Lion]
+    + [co.RAdam, co.NAdam, co.AdamWScheduleFree],
 )
 def test_defaults_and_boundaries_are_accepted(cls):
     """The documented defaults, and the edge values that are valid (0 is a valid lr)."""

@@ -7,6 +7,8 @@ steps (so its step count lags and the multi-tensor path must batch it separately
 default multi-tensor path (foreach) and the readable per-tensor path are checked.
 """
 
+import inspect
+
 import pytest
 import torch
 from optim_problem import make_problem, param_groups, train
@@ -45,6 +47,22 @@ CASES = [
         "AdamW",
         dict(lr=0.02, betas=(0.85, 0.99), eps=1e-7, weight_decay=0.1, amsgrad=True),
         dict(lr=0.01),
+    ),
+    ("RAdam", dict(lr=0.02, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.05), dict(lr=0.01)),
+    (
+        "RAdam",
+        dict(lr=0.02, weight_decay=0.1, decoupled_weight_decay=True, maximize=True),
+        dict(lr=0.005, betas=(0.95, 0.9)),
+    ),
+    (
+        "NAdam",
+        dict(lr=0.02, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.05, momentum_decay=0.01),
+        dict(lr=0.01),
+    ),
+    (
+        "NAdam",
+        dict(lr=0.02, weight_decay=0.1, decoupled_weight_decay=True, maximize=True),
+        dict(lr=0.005, betas=(0.95, 0.9), momentum_decay=0.0),
     ),
     (
         "Adafactor",
@@ -88,6 +106,19 @@ def test_matches_torch_optim(name, kwargs_a, kwargs_b, defaults, foreach):
     assert our_opt.state.get(got[4], {}) == {}
     # the one with a gradient on even steps only took half the steps
     assert our_opt.state[got[5]]["step"] == STEPS // 2
+
+
+@pytest.mark.parametrize("name", ["RAdam", "NAdam"])
+def test_signature_and_defaults_match_torch(name):
+    """Same arguments, in the same order, with the same defaults (torch's compile-only
+    switches capturable and differentiable aside)."""
+
+    def arguments(cls):
+        params = inspect.signature(cls).parameters.values()
+        skip = {"capturable", "differentiable"}
+        return [(p.name, p.default, p.kind) for p in params if p.name not in skip]
+
+    assert arguments(getattr(co, name)) == arguments(getattr(torch.optim, name))
 
 
 def test_nesterov_sgd_leaves_grad_untouched():

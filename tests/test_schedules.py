@@ -1,7 +1,6 @@
 """Schedules equal torch's lr_schedulers step by step; shape properties; bad input."""
 
 import math
-import warnings
 from functools import partial
 
 import pytest
@@ -11,21 +10,7 @@ from hypothesis import strategies as st
 from torch.optim import lr_scheduler
 
 from course_lib import schedules as S
-
-
-def torch_lrs(make_scheduler, n_steps, lr):
-    """lr of a torch scheduler at steps 0..n_steps-1 (driving a dummy SGD)."""
-    param = torch.zeros(1, requires_grad=True)
-    opt = torch.optim.SGD([param], lr=lr)
-    scheduler = make_scheduler(opt)
-    lrs = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for _ in range(n_steps):
-            lrs.append(opt.param_groups[0]["lr"])
-            opt.step()
-            scheduler.step()
-    return lrs
+from course_lib.schedules import torch_lrs
 
 
 def assert_all_close(ours, theirs):

@@ -8,10 +8,15 @@ from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .lbfgs import LBFGS
 from .lion import Lion
+from .nadam import NAdam
 from .newton import Newton
+from .radam import RAdam
 from .rmsprop import RMSprop
+from .schedulefree import AdamWScheduleFree
 from .sgd import SGD
 from .shampoo import Shampoo
 
 __all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adafactor", "Lion"]
 __all__ += ["Newton", "LBFGS", "Shampoo"]
+__all__ += ["RAdam", "NAdam"]
+__all__ += ["AdamWScheduleFree"]

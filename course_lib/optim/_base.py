@@ -89,7 +89,7 @@ class CourseOptimizer(Optimizer):
                     raise ValueError("sparse gradients and complex parameters are not supported")
                 state["step"] = 0
                 state.update(self.init_state(p, group))
-            step = state["step"] = state["step"] + 1
+            step = state["step"] = int(state["step"]) + 1  # torch.optim saves a tensor
             if maximize:
                 grad = -grad
             if not foreach:

@@ -52,7 +52,12 @@ class TensorList:
         torch._foreach_mul_(self.tensors, scalar)
         return self
 
-    # x / scalar
+    # x / y
+    def div(self, other):
+        if isinstance(other, TensorList):
+            return TensorList(torch._foreach_div(self.tensors, other.tensors))
+        return TensorList(torch._foreach_div(self.tensors, other))
+
     def div_(self, scalar):
         torch._foreach_div_(self.tensors, scalar)
         return self
