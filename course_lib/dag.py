@@ -59,8 +59,11 @@ def _shape_of(fn) -> str:
     return "?"
 
 
-def grad_fn_graph(tensor: torch.Tensor) -> Graph:
-    """The backward graph torch recorded for ``tensor``, walked through ``next_functions``."""
+def grad_fn_graph(tensor: torch.Tensor, names: dict | None = None) -> Graph:
+    """The backward graph torch recorded for ``tensor``, walked through ``next_functions``.
+
+    ``names`` maps a name to a leaf tensor (``{"w1": w1}``); such leaves are labelled by their
+    name instead of "leaf"."""
     if not isinstance(tensor, torch.Tensor):
         raise ValueError(f"tensor must be a torch.Tensor, got {type(tensor).__name__}")
     graph = Graph()
@@ -80,6 +83,8 @@ def grad_fn_graph(tensor: torch.Tensor) -> Graph:
         name = type(fn).__name__
         is_leaf = name == "AccumulateGrad"
         head = "leaf" if is_leaf else name.removesuffix("Backward0").removesuffix("Backward1")
+        if is_leaf:
+            head = next((n for n, t in (names or {}).items() if t is fn.variable), head)
         graph.labels[id(fn)] = f"{head}\n{_shape_of(fn)}"
         graph.kinds[id(fn)] = "output" if fn is tensor.grad_fn else ("leaf" if is_leaf else "op")
         inputs = [nxt for nxt, _ in fn.next_functions if nxt is not None]
@@ -157,10 +162,11 @@ def draw_graph(graph: Graph, ax=None, title: str | None = None):
     return ax
 
 
-def draw_dag(root, ax=None, title: str | None = None):
-    """Draw the DAG of a :class:`Value` or of a torch tensor's ``grad_fn`` graph."""
+def draw_dag(root, ax=None, title: str | None = None, names: dict | None = None):
+    """Draw the DAG of a :class:`Value` or of a torch tensor's ``grad_fn`` graph (whose leaf
+    tensors are labelled with the names given in ``names``, e.g. ``{"w1": w1}``)."""
     if isinstance(root, Value):
         return draw_graph(value_graph(root), ax=ax, title=title)
     if isinstance(root, torch.Tensor):
-        return draw_graph(grad_fn_graph(root), ax=ax, title=title)
+        return draw_graph(grad_fn_graph(root, names), ax=ax, title=title)
     raise ValueError(f"root must be a Value or a torch.Tensor, got {type(root).__name__}")

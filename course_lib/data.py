@@ -78,6 +78,14 @@ def split(x: torch.Tensor, y: torch.Tensor, test_fraction: float = 0.25, seed: i
     return Split(x[train_index], y[train_index], x[test_index], y[test_index])
 
 
+def validation_split(data: Split, fraction: float = 0.2, seed: int = 0) -> Split:
+    """Carve a validation set out of the TRAINING part of ``data`` (stratified, as
+    :func:`split`): the result's ``x_train, y_train`` are what is left to fit on and its
+    ``x_test, y_test`` the validation set. ``data``'s test set is not used: choices are made
+    on the validation set, and the test set is touched once, for the final report."""
+    return split(data.x_train, data.y_train, test_fraction=fraction, seed=seed)
+
+
 def standardize(data: Split) -> Split:
     r"""Shift and scale each feature to mean 0 and standard deviation 1 on the TRAINING set,
     :math:`x \mapsto (x - \mu_{train}) / \sigma_{train}`, and apply the same map to the test

@@ -117,3 +117,12 @@ def test_bad_input_raises_value_error():
         draw_dag(3.0)
     with pytest.raises(ValueError, match="graph"):
         grad_fn_graph(torch.ones(2))
+
+
+def test_named_torch_leaves_are_labelled_by_name():
+    w, b = torch.tensor(2.0, requires_grad=True), torch.tensor(1.0, requires_grad=True)
+    graph = grad_fn_graph(torch.tanh(w * 3 + b), names={"w": w, "b": b})
+    leaves = sorted(label for key, label in graph.labels.items() if graph.kinds[key] == "leaf")
+    assert leaves == ["b\n()", "w\n()"]
+    unnamed = grad_fn_graph(torch.tanh(w * 3 + b))
+    assert sum(label.startswith("leaf") for label in unnamed.labels.values()) == 2

@@ -148,3 +148,19 @@ def test_invalid_generator_arguments_raise():
         data.linear_regression(dim=0)
     with pytest.raises(ValueError, match="spread"):
         data.gaussian_blobs(spread=0)
+
+
+def test_validation_split_partitions_the_training_set_and_ignores_the_test_set():
+    full = data.digits()
+    held = data.validation_split(full, fraction=0.25, seed=1)
+    rows = torch.cat([held.x_train, held.x_test])
+    assert len(rows) == len(full.x_train)
+    # the same multiset of training rows, and no test row among them
+    row_sums = torch.sort(rows.sum(dim=1)).values
+    assert torch.equal(row_sums, torch.sort(full.x_train.sum(dim=1)).values)
+    test_rows = {tuple(r.tolist()) for r in full.x_test}
+    assert not any(tuple(r.tolist()) in test_rows for r in held.x_test)
+    # stratified: each class keeps its share within one example
+    for label in range(10):
+        share = (full.y_train == label).sum().item() * 0.25
+        assert abs((held.y_test == label).sum().item() - share) <= 1
