@@ -54,7 +54,10 @@ class Newton(Optimizer):
     The Hessian is formed over all parameters of a group together (groups are independent
     blocks). Parameters that do not require grad, or on which the loss does not depend
     (gradient None), are skipped. Each parameter's state is its ``step`` count.
+    ``differentiates_loss`` tells :func:`course_lib.train.train` not to call ``backward()``.
     """
+
+    differentiates_loss = True
 
     def __init__(self, params, lr=1.0, damping=0.0):
         if not lr >= 0.0:
