@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from course_lib import _args
+from course_lib import _args, second_order
 
 Point = tuple[float, float]
 
@@ -64,7 +64,7 @@ class Landscape:
 
     def hessian(self, point: torch.Tensor) -> torch.Tensor:
         """The 2x2 Hessian matrix of second partial derivatives at one point."""
-        return torch.autograd.functional.hessian(self, point.detach())
+        return second_order.hessian(self, point.reshape(2))
 
     def grid(self, resolution: int = 200, dtype=torch.float64):
         """Return ``(X, Y, Z)``: a ``resolution x resolution`` mesh over the bounds and heights."""
