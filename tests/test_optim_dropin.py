@@ -78,8 +78,11 @@ def test_lion_maximize_is_minimizing_the_negated_loss(foreach):
 def test_tensor_lr_steps_like_the_float_lr_of_torch(name, kwargs, shape):
     expected, _ = train(lambda a, b: getattr(torch.optim, name)(_groups(kwargs)(a, b)), STEPS)
     tensor_lr = dict(kwargs, lr=torch.tensor(kwargs["lr"], dtype=torch.float64).reshape(shape))
+    optimizer_class = getattr(co, name)
     for path in _paths(name):
-        got, _ = train(lambda a, b: getattr(co, name)(_groups(tensor_lr)(a, b), **path), STEPS)
+        got, _ = train(
+            lambda a, b, path=path: optimizer_class(_groups(tensor_lr)(a, b), **path), STEPS
+        )
         _assert_close(got, expected)
 
 
