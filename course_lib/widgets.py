@@ -83,14 +83,6 @@ def hiker_walk(
     return HikerWalk(path, heights, torch.stack(gradients), window_radius, step_size, stopped)
 
 
-def in_window(points, center, radius: float) -> torch.Tensor:
-    """Which of ``points`` (shape ``(..., 2)``) the hiker at ``center`` can see: those within
-    ``radius`` of her. Everything else is fog."""
-    points = torch.as_tensor(points, dtype=torch.float64)
-    center = torch.as_tensor(center, dtype=torch.float64)
-    return torch.linalg.vector_norm(points - center, dim=-1) <= radius
-
-
 class _HikerPicture:
     """The artists of one hiker drawing, so that frames of an animation can move them.
 

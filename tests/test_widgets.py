@@ -49,12 +49,6 @@ def test_hiker_reaches_the_valley_within_one_stride():
     assert min(distances) <= 0.05
 
 
-def test_in_window_is_a_disk():
-    points = torch.tensor([[0.0, 0.0], [0.3, 0.39], [0.31, 0.4], [-0.5, 0.0]])
-    mask = widgets.in_window(points, (0.0, 0.0), 0.5)
-    assert mask.tolist() == [True, True, False, True]
-
-
 def test_invalid_walk_arguments_raise():
     bowl = landscapes.quadratic()
     for kwargs, name in [({"step_size": 0}, "step_size"), ({"steps": -1}, "steps"),
