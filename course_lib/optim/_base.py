@@ -1,4 +1,4 @@
-"""What every optimizer here shares: argument checks and the loop over parameters.
+"""What every first-order optimizer here shares: the loop over parameters and its state.
 
 A subclass of :class:`CourseOptimizer` only says which state a parameter needs
 (``init_state``) and how one step changes it (``update``, which calls the plain update
