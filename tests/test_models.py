@@ -21,7 +21,7 @@ def _by_hand(sizes, activation, seed):
             dict(width=32, depth=2, activation=torch.nn.Tanh, seed=3),
             [64, 32, 32, 10],
             torch.nn.Tanh,
-        ),  # noqa: E501
+        ),
         (dict(depth=0, inputs=5, outputs=1), [5, 1], torch.nn.ReLU),
     ],
 )
