@@ -12,6 +12,8 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from course_lib import _args
+
 DIGITS_SIZE = 1797
 
 
@@ -48,18 +50,11 @@ def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _check_fraction(name: str, value: float, low_inclusive: bool) -> None:
-    ok = (0 <= value < 1) if low_inclusive else (0 < value < 1)
-    if not ok:
-        raise ValueError(
-            f"{name} must be in {'[0, 1)' if low_inclusive else '(0, 1)'}, got {value}"
-        )
-
-
 def split(x: torch.Tensor, y: torch.Tensor, test_fraction: float = 0.25, seed: int = 0) -> Split:
     """Split ``(x, y)`` at random into train and test, stratified by label when ``y`` holds
     class labels (an integer tensor), so each class keeps its share in both parts."""
-    _check_fraction("test_fraction", test_fraction, low_inclusive=False)
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
     if len(x) != len(y):
         raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
     generator = _generator(seed)
@@ -168,12 +163,9 @@ def linear_regression(
     r"""Samples :math:`x \sim \mathcal N(0, I_{dim})`, a true weight :math:`w \sim \mathcal N(0,
     I)`, and :math:`y = x^\top w + b + \varepsilon` with :math:`\varepsilon \sim \mathcal N(0,
     \text{noise}^2)`. ``y`` has shape ``(n,)``."""
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    if dim < 1:
-        raise ValueError(f"dim must be >= 1, got {dim}")
-    if noise < 0:
-        raise ValueError(f"noise must be >= 0, got {noise}")
+    _args.integer("n", n, minimum=1)
+    _args.integer("dim", dim, minimum=1)
+    _args.nonnegative("noise", noise)
     generator = _generator(seed)
     weight = torch.randn(dim, generator=generator, dtype=torch.float64)
     x = torch.randn(n, dim, generator=generator, dtype=torch.float64)
@@ -197,64 +189,14 @@ def badly_scaled_regression(
     about ``scale_ratio**2``. The true weight is :math:`w_i = v_i / s_i` with :math:`v \sim
     \mathcal N(0, I)`, so every feature matters about equally to :math:`y`.
     """
-    if dim < 2:
-        raise ValueError(f"dim must be >= 2, got {dim}")
+    _args.integer("dim", dim, minimum=2)
     if not scale_ratio >= 1:
         raise ValueError(f"scale_ratio must be >= 1, got {scale_ratio}")
-    if noise < 0:
-        raise ValueError(f"noise must be >= 0, got {noise}")
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+    _args.nonnegative("noise", noise)
+    _args.integer("n", n, minimum=1)
     generator = _generator(seed)
     scales = scale_ratio ** torch.linspace(0, 1, dim, dtype=torch.float64)
     weight = torch.randn(dim, generator=generator, dtype=torch.float64) / scales
     x = torch.randn(n, dim, generator=generator, dtype=torch.float64) * scales
     y = x @ weight + noise * torch.randn(n, generator=generator, dtype=torch.float64)
     return LinearData(x.to(dtype), y.to(dtype), weight.to(dtype), 0.0, float(noise))
-
-
-def gaussian_blobs(
-    n_per_class: int = 100,
-    num_classes: int = 3,
-    dim: int = 2,
-    spread: float = 1.0,
-    seed: int = 0,
-    dtype=torch.float32,
-):
-    r"""Classification data: class :math:`k` is :math:`\mathcal N(\mu_k, \text{spread}^2 I)`
-    with centres :math:`\mu_k` evenly spaced on a circle of radius 3 in the first two
-    coordinates. Returns ``(x, y)`` with ``x`` of shape ``(num_classes * n_per_class, dim)``."""
-    if n_per_class < 1:
-        raise ValueError(f"n_per_class must be >= 1, got {n_per_class}")
-    if num_classes < 2:
-        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-    if dim < 2:
-        raise ValueError(f"dim must be >= 2, got {dim}")
-    if spread <= 0:
-        raise ValueError(f"spread must be > 0, got {spread}")
-    generator = _generator(seed)
-    angles = 2 * torch.pi * torch.arange(num_classes, dtype=torch.float64) / num_classes
-    centres = torch.zeros(num_classes, dim, dtype=torch.float64)
-    centres[:, 0], centres[:, 1] = 3 * torch.cos(angles), 3 * torch.sin(angles)
-    y = torch.arange(num_classes).repeat_interleave(n_per_class)
-    noise = torch.randn(len(y), dim, generator=generator, dtype=torch.float64)
-    return (centres[y] + spread * noise).to(dtype), y
-
-
-def corrupt_labels(y: torch.Tensor, fraction: float, num_classes: int, seed: int = 0):
-    """Replace exactly ``round(fraction * len(y))`` labels, chosen at random, by a different
-    class drawn uniformly from the other ``num_classes - 1``.
-
-    Returns ``(noisy_labels, corrupted)`` where ``corrupted`` is a boolean mask.
-    """
-    _check_fraction("fraction", fraction, low_inclusive=True)
-    if num_classes < 2:
-        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-    generator = _generator(seed)
-    chosen = torch.randperm(len(y), generator=generator)[: round(fraction * len(y))]
-    shift = torch.randint(1, num_classes, (len(chosen),), generator=generator)
-    noisy = y.clone()
-    noisy[chosen] = (y[chosen] + shift.to(y.device)) % num_classes
-    corrupted = torch.zeros(len(y), dtype=torch.bool, device=y.device)
-    corrupted[chosen] = True
-    return noisy, corrupted

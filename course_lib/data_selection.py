@@ -43,6 +43,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib import _args
+from course_lib.optim import Adam
+
 METHODS = ("uniform", "independent", "joint")
 
 
@@ -135,10 +138,8 @@ class TwoTower(nn.Module):
     def __init__(self, in_features=32, hidden=64, dim=16, temperature=10.0, bias=-10.0):
         super().__init__()
         for name, value in (("in_features", in_features), ("hidden", hidden), ("dim", dim)):
-            if value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+            _args.integer(name, value, minimum=1)
+        _args.positive("temperature", temperature)
         self.top = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, dim))
         self.bottom = nn.Sequential(
             nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, dim)
@@ -273,16 +274,12 @@ def joint_select(
 # --------------------------------------------------------------------------- the experiment
 
 
-def _adam(model: nn.Module, lr: float) -> torch.optim.Optimizer:
-    return torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
-
-
 def train_reference(data: DigitPairs, steps=300, batch_size=64, lr=3e-3, seed=0) -> TwoTower:
     """The reference model: a :class:`TwoTower` trained with Adam on the clean split only."""
     torch.manual_seed(seed)
     top, bottom = data.reference_top, data.reference_bottom
     model = TwoTower().to(device=top.device, dtype=top.dtype)
-    optimizer = _adam(model, lr)
+    optimizer = Adam(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
     for _ in range(steps):
         batch = torch.randperm(len(top), generator=generator)[:batch_size].to(top.device)
@@ -317,17 +314,15 @@ def train_with_selection(
     step = 3 forward passes), ``seconds`` (wall time of the steps and scoring, evaluation
     excluded), ``corrupted_share`` (share of corrupted pairs among those trained on), the
     accuracy ``curve`` as (iteration, accuracy) pairs and the trained ``learner``."""
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if not 0 <= filter_ratio < 1:
-        raise ValueError(f"filter_ratio must be in [0, 1), got {filter_ratio}")
+    _args.one_of("method", method, METHODS)
+    _args.unit_interval("filter_ratio", filter_ratio)
     super_size = round(batch_size / (1 - filter_ratio))
     top, bottom = data.pool_top, data.pool_bottom
     if not 1 <= batch_size <= super_size <= len(top):
         raise ValueError(f"batch_size must be in [1, pool size], got {batch_size}")
     torch.manual_seed(seed)
     learner = TwoTower().to(device=top.device, dtype=top.dtype)
-    optimizer = _adam(learner, lr)
+    optimizer = Adam(learner.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
     flops = dict(
         train_flops=0, learner_scoring_flops=0, reference_scoring_flops=0, selection_flops=0

@@ -26,13 +26,15 @@ y-slot receives ``-eta/N sum_i y_i x_i^T x_q = -y_gd``: the layer IS one GD step
 random weights, and :func:`compare_with_gd` measures how close it comes to GD.
 """
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from course_lib import _args
+from course_lib.optim import Adam
 
 
 @dataclass
@@ -73,10 +75,8 @@ def sample_tasks(
     every device; the tensors are then moved to ``device`` and ``dtype``.
     """
     for name, value in (("num_tasks", num_tasks), ("dim", dim), ("num_context", num_context)):
-        if int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value}")
-    if not input_scale > 0:
-        raise ValueError(f"input_scale must be positive, got {input_scale}")
+        _args.integer(name, value, minimum=1)
+    _args.positive("input_scale", input_scale)
     weights = torch.randn(num_tasks, dim, generator=generator, dtype=dtype)
     x = torch.rand(num_tasks, num_context + 1, dim, generator=generator, dtype=dtype)
     x = (input_scale * (2 * x - 1)).to(device)
@@ -95,12 +95,9 @@ class LinearSelfAttention(nn.Module):
 
     def __init__(self, dim=10, num_heads=1, init_scale=0.02, generator=None):
         super().__init__()
-        if int(dim) != dim or dim < 1:
-            raise ValueError(f"dim must be a positive integer, got {dim}")
-        if int(num_heads) != num_heads or num_heads < 1:
-            raise ValueError(f"num_heads must be a positive integer, got {num_heads}")
-        if not init_scale >= 0:
-            raise ValueError(f"init_scale must be non-negative, got {init_scale}")
+        _args.integer("dim", dim, minimum=1)
+        _args.integer("num_heads", num_heads, minimum=1)
+        _args.nonnegative("init_scale", init_scale)
         self.dim = dim
         shape = (num_heads, dim + 1, dim + 1)
 
@@ -189,22 +186,6 @@ def query_loss(prediction, target):
     return 0.5 * ((prediction - target) ** 2).mean()
 
 
-@contextlib.contextmanager
-def _one_cpu_thread():
-    """Run with one intra-op CPU thread, then restore the previous setting.
-
-    The matrices here are 11 x 11: on a busy 2-core machine a second thread costs far more
-    in waiting than it gains (training measured 10x slower with two threads).
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-@_one_cpu_thread()
 def train_lsa(
     *,
     dim=10,
@@ -221,18 +202,17 @@ def train_lsa(
     """Train one LSA layer with Adam on fresh tasks every step; return ``(model, history)``.
 
     The learning rate decays along a cosine from ``lr`` to 0 over ``steps``. ``history``
-    holds ``losses`` (one per step) and ``seconds`` (wall-clock training time). Runs on one
-    CPU thread (see ``_one_cpu_thread``).
+    holds ``losses`` (one per step) and ``seconds`` (wall-clock training time). The
+    matrices are small (``dim + 1`` square): on a CPU, one thread (``torch.set_num_threads``)
+    may well be faster than several; that is the caller's choice.
     """
-    for name, value in (("steps", steps), ("batch_size", batch_size)):
-        if int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value}")
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr}")
+    _args.integer("steps", steps, minimum=1)
+    _args.integer("batch_size", batch_size, minimum=1)
+    _args.positive("lr", lr)
     generator = torch.Generator().manual_seed(seed)
     model = LinearSelfAttention(dim, num_heads, init_scale, generator=generator)
     model = model.to(device=device, dtype=dtype)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     losses = []
     start = time.perf_counter()
@@ -296,7 +276,6 @@ def compare_on_tasks(model, tasks, gd_lr):
         }
 
 
-@_one_cpu_thread()
 def compare_with_gd(
     model,
     *,
@@ -313,8 +292,7 @@ def compare_with_gd(
     ``num_tasks`` tasks with inputs scaled by ``input_scale``. Tasks follow the model's
     device and dtype.
     """
-    if not input_scale > 0:
-        raise ValueError(f"input_scale must be positive, got {input_scale}")
+    _args.positive("input_scale", input_scale)
     parameter = next(model.parameters())
     generator = torch.Generator().manual_seed(seed)
     options = {

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from course_lib import _args, second_order
+
 Point = tuple[float, float]
 
 
@@ -62,7 +64,7 @@ class Landscape:
 
     def hessian(self, point: torch.Tensor) -> torch.Tensor:
         """The 2x2 Hessian matrix of second partial derivatives at one point."""
-        return torch.autograd.functional.hessian(self, point.detach())
+        return second_order.hessian(self, point.reshape(2))
 
     def grid(self, resolution: int = 200, dtype=torch.float64):
         """Return ``(X, Y, Z)``: a ``resolution x resolution`` mesh over the bounds and heights."""
@@ -204,6 +206,31 @@ def saddle() -> Landscape:
         saddles=((0.0, 0.0),),
         start=(1.5, 0.01),
     )
+
+
+def path(optimizer_class, landscape, start, steps: int, *, device=None, **hyperparameters):
+    """The iterates of ``optimizer_class(**hyperparameters)`` on ``landscape`` from ``start``.
+
+    ``landscape`` is any function of a point that returns a scalar tensor (a
+    :class:`Landscape`, or e.g. ``lambda x: (x**2).sum()``); ``start`` is the first point (a
+    sequence or a tensor). The point is a float64 tensor on ``device`` updated by
+    ``steps`` calls of ``optimizer.step()``. Returns the iterates ``x_0, ..., x_steps`` as the
+    rows of a float64 CPU tensor, ending early (fewer rows) at the first iterate that
+    overflows to inf or NaN.
+    """
+    _args.integer("steps", steps, minimum=0)
+    point = torch.as_tensor(start, dtype=torch.float64, device=device).detach().clone()
+    point.requires_grad_(True)
+    optimizer = optimizer_class([point], **hyperparameters)
+    iterates = [point.detach().clone()]
+    for _ in range(steps):
+        optimizer.zero_grad()
+        landscape(point).backward()
+        optimizer.step()
+        if not torch.isfinite(point).all():
+            break
+        iterates.append(point.detach().clone())
+    return torch.stack(iterates).cpu()
 
 
 def all_landscapes() -> dict[str, Landscape]:

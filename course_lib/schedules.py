@@ -26,33 +26,61 @@ After their last step, decaying schedules stay at their minimum.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import warnings
 from collections.abc import Callable
 
 import torch
 
-
-def _check_step(step) -> None:
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise ValueError(f"step must be an integer >= 0, got {step!r}")
+from course_lib import _args
 
 
-def _check_positive_int(name: str, value, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+def _checked(check: Callable[..., None]):
+    """Decorator: ``check(**settings)`` runs the first time the schedule meets these settings.
 
+    A schedule is called at every step with the same settings; they are checked once (the
+    step itself, an integer >= 0, at every call).
+    """
 
-def _check_lr(name: str, value) -> None:
-    if not value >= 0.0:  # also rejects NaN
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    def decorate(schedule):
+        signature = inspect.signature(schedule)
+        valid = set()
+
+        @functools.wraps(schedule)
+        def checked(step, **settings):
+            _args.integer("step", step, minimum=0)
+            key = tuple(sorted((name, type(v), v) for name, v in settings.items()))
+            if key not in valid:
+                bound = signature.bind(step, **settings)
+                bound.apply_defaults()
+                check(**{k: v for k, v in bound.arguments.items() if k != "step"})
+                valid.add(key)
+            return schedule(step, **settings)
+
+        return checked
+
+    return decorate
 
 
 def _check_range(min_lr: float, peak_lr: float, peak_name: str = "peak_lr") -> None:
-    _check_lr(peak_name, peak_lr)
-    _check_lr("min_lr", min_lr)
+    _args.nonnegative(peak_name, peak_lr)
+    _args.nonnegative("min_lr", min_lr)
     if min_lr > peak_lr:
         raise ValueError(f"min_lr ({min_lr}) must be <= {peak_name} ({peak_lr})")
+
+
+def _check_gamma(gamma: float) -> None:
+    if not 0.0 < gamma <= 1.0:
+        raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
+
+
+def _check_warmup(warmup_steps: int, total_steps: int) -> None:
+    _args.integer("total_steps", total_steps, minimum=1)
+    _args.integer("warmup_steps", warmup_steps, minimum=0)
+    if warmup_steps > total_steps:
+        raise ValueError(f"warmup_steps ({warmup_steps}) must be <= total_steps ({total_steps})")
 
 
 def _cosine(start: float, end: float, fraction: float) -> float:
@@ -60,57 +88,70 @@ def _cosine(start: float, end: float, fraction: float) -> float:
     return end + (start - end) * (1.0 + math.cos(math.pi * fraction)) / 2.0
 
 
+def _check_constant(*, lr):
+    _args.nonnegative("lr", lr)
+
+
+@_checked(_check_constant)
 def constant(step: int, *, lr: float) -> float:
     """eta, at every step."""
-    _check_step(step)
-    _check_lr("lr", lr)
     return float(lr)
 
 
+def _check_step_decay(*, lr, step_size, gamma):
+    _args.nonnegative("lr", lr)
+    _args.integer("step_size", step_size, minimum=1)
+    _check_gamma(gamma)
+
+
+@_checked(_check_step_decay)
 def step_decay(step: int, *, lr: float, step_size: int, gamma: float = 0.1) -> float:
     """eta * gamma ** (step // step_size): multiply by gamma every ``step_size`` steps."""
-    _check_step(step)
-    _check_lr("lr", lr)
-    _check_positive_int("step_size", step_size)
-    if not 0.0 < gamma <= 1.0:
-        raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
     return lr * gamma ** (step // step_size)
 
 
+def _check_exponential(*, lr, gamma):
+    _args.nonnegative("lr", lr)
+    _check_gamma(gamma)
+
+
+@_checked(_check_exponential)
 def exponential(step: int, *, lr: float, gamma: float) -> float:
     """eta * gamma ** step."""
-    _check_step(step)
-    _check_lr("lr", lr)
-    if not 0.0 < gamma <= 1.0:
-        raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
     return lr * gamma**step
 
 
+def _check_linear_warmup(*, warmup_steps, peak_lr, start_lr):
+    _args.integer("warmup_steps", warmup_steps, minimum=1)
+    _check_range(start_lr, peak_lr)
+
+
+@_checked(_check_linear_warmup)
 def linear_warmup(step: int, *, warmup_steps: int, peak_lr: float, start_lr: float = 0.0) -> float:
     """Straight line from ``start_lr`` at step 0 to ``peak_lr`` at ``warmup_steps``, then flat."""
-    _check_step(step)
-    _check_positive_int("warmup_steps", warmup_steps)
-    _check_range(start_lr, peak_lr)
     if step >= warmup_steps:
         return float(peak_lr)
     return start_lr + (peak_lr - start_lr) * step / warmup_steps
 
 
+def _check_cosine_decay(*, total_steps, peak_lr, min_lr):
+    _args.integer("total_steps", total_steps, minimum=1)
+    _check_range(min_lr, peak_lr)
+
+
+@_checked(_check_cosine_decay)
 def cosine_decay(step: int, *, total_steps: int, peak_lr: float, min_lr: float = 0.0) -> float:
     """Half a cosine from ``peak_lr`` at step 0 to ``min_lr`` at ``total_steps``, then flat."""
-    _check_step(step)
-    _check_positive_int("total_steps", total_steps)
-    _check_range(min_lr, peak_lr)
     return _cosine(peak_lr, min_lr, min(step, total_steps) / total_steps)
 
 
-def _check_warmup(warmup_steps: int, total_steps: int) -> None:
-    _check_positive_int("total_steps", total_steps)
-    _check_positive_int("warmup_steps", warmup_steps, minimum=0)
-    if warmup_steps > total_steps:
-        raise ValueError(f"warmup_steps ({warmup_steps}) must be <= total_steps ({total_steps})")
+def _check_warmup_cosine(*, warmup_steps, total_steps, peak_lr, min_lr, start_lr):
+    _check_warmup(warmup_steps, total_steps)
+    _check_range(min_lr, peak_lr)
+    _check_range(start_lr, peak_lr)
 
 
+@_checked(_check_warmup_cosine)
 def warmup_cosine(
     step: int,
     *,
@@ -122,10 +163,6 @@ def warmup_cosine(
 ) -> float:
     """Linear warmup from ``start_lr`` to ``peak_lr`` over ``warmup_steps``, then cosine decay
     to ``min_lr`` at ``total_steps`` (and ``min_lr`` after)."""
-    _check_step(step)
-    _check_warmup(warmup_steps, total_steps)
-    _check_range(min_lr, peak_lr)
-    _check_range(start_lr, peak_lr)
     if step < warmup_steps:
         return start_lr + (peak_lr - start_lr) * step / warmup_steps
     if total_steps == warmup_steps:
@@ -134,6 +171,21 @@ def warmup_cosine(
     return _cosine(peak_lr, min_lr, fraction)
 
 
+def _check_warmup_stable_decay(
+    *, warmup_steps, decay_steps, total_steps, peak_lr, min_lr, start_lr
+):
+    _check_warmup(warmup_steps, total_steps)
+    _args.integer("decay_steps", decay_steps, minimum=1)
+    if warmup_steps + decay_steps > total_steps:
+        raise ValueError(
+            f"warmup_steps + decay_steps ({warmup_steps} + {decay_steps}) must be "
+            f"<= total_steps ({total_steps})"
+        )
+    _check_range(min_lr, peak_lr)
+    _check_range(start_lr, peak_lr)
+
+
+@_checked(_check_warmup_stable_decay)
 def warmup_stable_decay(
     step: int,
     *,
@@ -146,16 +198,6 @@ def warmup_stable_decay(
 ) -> float:
     """WSD: linear warmup over ``warmup_steps``, ``peak_lr`` held, then a linear decay to
     ``min_lr`` over the last ``decay_steps`` steps before ``total_steps``."""
-    _check_step(step)
-    _check_warmup(warmup_steps, total_steps)
-    _check_positive_int("decay_steps", decay_steps)
-    if warmup_steps + decay_steps > total_steps:
-        raise ValueError(
-            f"warmup_steps + decay_steps ({warmup_steps} + {decay_steps}) must be "
-            f"<= total_steps ({total_steps})"
-        )
-    _check_range(min_lr, peak_lr)
-    _check_range(start_lr, peak_lr)
     decay_start = total_steps - decay_steps
     if step < warmup_steps:
         return start_lr + (peak_lr - start_lr) * step / warmup_steps
@@ -165,6 +207,25 @@ def warmup_stable_decay(
     return peak_lr + (min_lr - peak_lr) * fraction
 
 
+def _check_one_cycle(
+    *, total_steps, max_lr, pct_start, div_factor, final_div_factor, anneal_strategy
+):
+    _args.integer("total_steps", total_steps, minimum=2)
+    _args.nonnegative("max_lr", max_lr)
+    if not 0.0 < pct_start < 1.0:
+        raise ValueError(f"pct_start must be in (0, 1), got {pct_start!r}")
+    if not (div_factor >= 1.0 and final_div_factor >= 1.0):
+        raise ValueError("div_factor and final_div_factor must be >= 1")
+    _args.one_of("anneal_strategy", anneal_strategy, ("cos", "linear"))
+    peak_step, last_step = float(pct_start * total_steps) - 1, total_steps - 1
+    if not 0 < peak_step < last_step:
+        raise ValueError(
+            f"pct_start * total_steps - 1 ({peak_step}) must lie strictly between 0 and "
+            f"total_steps - 1 ({last_step}): choose a larger total_steps or another pct_start"
+        )
+
+
+@_checked(_check_one_cycle)
 def one_cycle(
     step: int,
     *,
@@ -180,22 +241,8 @@ def one_cycle(
     Rises from max_lr / div_factor to max_lr at step pct_start * total_steps - 1, then falls
     to max_lr / (div_factor * final_div_factor) at step total_steps - 1 (and stays there).
     """
-    _check_step(step)
-    _check_positive_int("total_steps", total_steps, minimum=2)
-    _check_lr("max_lr", max_lr)
-    if not 0.0 < pct_start < 1.0:
-        raise ValueError(f"pct_start must be in (0, 1), got {pct_start!r}")
-    if not (div_factor >= 1.0 and final_div_factor >= 1.0):
-        raise ValueError("div_factor and final_div_factor must be >= 1")
-    if anneal_strategy not in ("cos", "linear"):
-        raise ValueError(f"anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
     peak_step = float(pct_start * total_steps) - 1
     last_step = total_steps - 1
-    if not 0 < peak_step < last_step:
-        raise ValueError(
-            f"pct_start * total_steps - 1 ({peak_step}) must lie strictly between 0 and "
-            f"total_steps - 1 ({last_step}): choose a larger total_steps or another pct_start"
-        )
 
     def anneal(start: float, end: float, fraction: float) -> float:
         if anneal_strategy == "cos":

@@ -1,4 +1,4 @@
-"""Second-order tools: the Hessian, Hessian-vector products, conjugate gradient, Newton steps.
+"""Second-order tools: the Hessian, Hessian-vector products, conjugate gradient.
 
 For a scalar function f of a vector x in R^n:
 
@@ -8,8 +8,8 @@ For a scalar function f of a vector x in R^n:
   backward pass, so n passes in all (the graph of g is kept with ``create_graph=True``).
 * Hessian-vector product  H v = grad_x (g(x) . v)         (Pearlmutter 1994)
   one extra backward pass through the graph of g, never forming the n x n matrix H.
-* Newton direction  d solving (H + damping I) d = -g: directly (O(n^3) with H formed) or by
-  conjugate gradient using only Hessian-vector products (Newton-CG, O(n) memory).
+* Newton-CG: conjugate gradient on v -> H v solves H d = -g for the Newton direction with
+  O(n) memory, never forming H (the Newton optimizer, course_lib.optim.Newton, forms H).
 """
 
 from __future__ import annotations
@@ -45,16 +45,24 @@ def gradient(f: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     return _gradient_with_graph(f, x)[1].detach()
 
 
+def hessian_from_gradient(grad: Tensor, inputs: list[Tensor]) -> Tensor:
+    """H_ij = d g_i / d theta_j by double backward: differentiate each entry of the flat
+    gradient ``grad`` (computed with ``create_graph=True``) once more with respect to
+    ``inputs``, one backward pass per row. Entries are ordered as ``inputs`` flattened."""
+    n = grad.numel()
+    if not grad.requires_grad:  # the gradient does not depend on the inputs: H = 0
+        return grad.new_zeros(n, n).detach()
+    rows = []
+    for i in range(n):
+        row = torch.autograd.grad(grad[i], inputs, retain_graph=True, materialize_grads=True)
+        rows.append(torch.cat([r.reshape(-1) for r in row]))
+    return torch.stack(rows)
+
+
 def hessian(f: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     """H_ij = d^2 f / dx_i dx_j by double backward: row i is grad_x g_i(x), n backward passes."""
     x, g = _gradient_with_graph(f, x)
-    if not g.requires_grad:  # g does not depend on x: f is affine, H = 0
-        return torch.zeros(x.numel(), x.numel(), dtype=x.dtype, device=x.device)
-    rows = []
-    for i in range(x.numel()):
-        (row,) = torch.autograd.grad(g[i], x, retain_graph=True, materialize_grads=True)
-        rows.append(row)
-    return torch.stack(rows)
+    return hessian_from_gradient(g, [x])
 
 
 def hvp_operator(f: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor, Callable]:
@@ -129,33 +137,3 @@ def conjugate_gradient(
         p = r + (rr_new / rr) * p
         rr = rr_new
     return x
-
-
-def newton_direction(
-    f: Callable[[Tensor], Tensor],
-    x: Tensor,
-    *,
-    damping: float = 0.0,
-    method: str = "direct",
-    tol: float = 1e-10,
-    max_iter: int | None = None,
-) -> Tensor:
-    """d solving (H(x) + damping I) d = -grad f(x).
-
-    ``method="direct"`` forms H (n backward passes) and solves by LU: O(n^2) memory,
-    O(n^3) time. ``method="cg"`` is Newton-CG: conjugate gradient on Hessian-vector
-    products only (``tol`` and ``max_iter`` are passed to it): O(n) memory.
-    """
-    if damping < 0:
-        raise ValueError(f"damping must be >= 0, got {damping}")
-    if method == "direct":
-        g = gradient(f, x)
-        H = hessian(f, x)
-        A = H + damping * torch.eye(x.numel(), dtype=H.dtype, device=H.device)
-        return torch.linalg.solve(A, -g)
-    if method == "cg":
-        g, matvec = hvp_operator(f, x)
-        return conjugate_gradient(
-            lambda v: matvec(v) + damping * v, -g, tol=tol, max_iter=max_iter
-        ).detach()
-    raise ValueError(f"method must be 'direct' or 'cg', got {method!r}")

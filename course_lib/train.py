@@ -13,15 +13,23 @@ and its gradient on that minibatch:
 
     optimizer.step(closure)
 
-Every ``torch.optim`` optimizer accepts a closure; SGD or Adam call it once, while L-BFGS and
-Newton's method call it as often as they need. So the same loop serves them all.
+Every ``torch.optim`` optimizer accepts a closure; SGD or Adam call it once, while L-BFGS
+calls it as often as its line search needs. An optimizer that differentiates the loss itself
+(:class:`~course_lib.optim.Newton`, which says so with ``differentiates_loss = True``) gets
+a closure that returns the loss with its graph and does not call ``backward()``. So the same
+loop serves them all. With ``schedule``, every group's learning rate is set to
+``schedule(t)`` before step t (t = 0, 1, ...), e.g.
+``schedule=functools.partial(schedules.warmup_cosine, warmup_steps=50, total_steps=500,
+peak_lr=1e-3)``.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import trange
 
+from course_lib import _args
 from course_lib.data import Split
 
 
@@ -65,12 +73,14 @@ def _batches(n: int, batch_size: int, generator: torch.Generator):
 
 def _closure(model, optimizer, loss_fn, x_batch, y_batch, outputs: dict):
     """The closure of one step; it keeps the model's first output in ``outputs``."""
+    backward = not getattr(optimizer, "differentiates_loss", False)
 
     def closure():
         optimizer.zero_grad()
         output = model(x_batch)
         loss = loss_fn(output, y_batch)
-        loss.backward()
+        if backward:
+            loss.backward()
         outputs.setdefault("first", output.detach())
         return loss
 
@@ -89,6 +99,7 @@ def train(
     log_every: int = 1,
     seed: int = 0,
     progress: bool = True,
+    schedule: Callable[[int], float] | None = None,
 ) -> History:
     """Train ``model`` for ``steps`` optimizer steps and return the :class:`History`.
 
@@ -101,11 +112,13 @@ def train(
         log_every: log every this many steps (and always at the last step).
         seed: fixes the minibatch order and seeds torch (for dropout and the like).
         progress: show a progress bar.
+        schedule: a function of the step t = 0, 1, ... that gives the learning rate of
+            step t; ``None`` leaves the optimizer's learning rates alone.
     """
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps}")
-    if not isinstance(log_every, int) or log_every < 1:
-        raise ValueError(f"log_every must be a positive integer, got {log_every}")
+    _args.integer("steps", steps, minimum=1)
+    _args.integer("log_every", log_every, minimum=1)
+    if schedule is not None and not callable(schedule):
+        raise ValueError(f"schedule must be a function of the step, got {schedule!r}")
     if isinstance(data, Split):
         x, y, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
     else:
@@ -113,8 +126,7 @@ def train(
     n = len(x)
     if batch_size is None:
         batch_size = n
-    if not isinstance(batch_size, int) or not 1 <= batch_size <= n:
-        raise ValueError(f"batch_size must be an integer in [1, {n}], got {batch_size}")
+    _args.integer("batch_size", batch_size, minimum=1, maximum=n)
 
     first = next(model.parameters())
     device = first.device if device is None else torch.device(device)
@@ -135,6 +147,10 @@ def train(
     for step in bar:
         index = next(batches).to(device)
         x_batch, y_batch = x[index], y[index]
+        if schedule is not None:
+            lr = schedule(step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
         model.train()
         outputs = {}
         closure = _closure(model, optimizer, loss_fn, x_batch, y_batch, outputs)

@@ -32,12 +32,8 @@ from dataclasses import dataclass
 
 import torch
 
+from course_lib import _args
 from course_lib.train import train
-
-
-def _check_positive(name: str, value) -> None:
-    if not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
 
 
 class Controlled:
@@ -56,7 +52,7 @@ class Controlled:
         max_grad_norm: float | None = None,
     ):
         if max_grad_norm is not None:
-            _check_positive("max_grad_norm", max_grad_norm)
+            _args.positive("max_grad_norm", max_grad_norm)
         self.optimizer = optimizer
         self.lr_schedule = lr_schedule
         self.max_grad_norm = max_grad_norm
@@ -99,12 +95,11 @@ class Controlled:
 
 def exponential_lrs(min_lr: float, max_lr: float, steps: int) -> list[float]:
     """``steps`` rates growing geometrically from ``min_lr`` to ``max_lr`` (both included)."""
-    _check_positive("min_lr", min_lr)
-    _check_positive("max_lr", max_lr)
+    _args.positive("min_lr", min_lr)
+    _args.positive("max_lr", max_lr)
     if max_lr <= min_lr:
         raise ValueError(f"max_lr ({max_lr}) must be larger than min_lr ({min_lr})")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
-        raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
+    _args.integer("steps", steps, minimum=2)
     ratio = max_lr / min_lr
     return [min_lr * ratio ** (t / (steps - 1)) for t in range(steps)]
 
@@ -142,8 +137,7 @@ def lr_range_test(
 def smooth(values: Sequence[float], beta: float = 0.9) -> list[float]:
     """Bias-corrected exponential moving average: ``m_t = beta m_{t-1} + (1 - beta) x_t``,
     reported as ``m_t / (1 - beta^(t+1))`` so the first values are not pulled toward 0."""
-    if not 0 <= beta < 1:
-        raise ValueError(f"beta must be in [0, 1), got {beta!r}")
+    _args.unit_interval("beta", beta)
     average, out = 0.0, []
     for t, value in enumerate(values):
         average = beta * average + (1 - beta) * value
@@ -160,7 +154,7 @@ def suggest_lr(
     minimum the rate is already at the edge of stability; ``factor`` backs off from it."""
     if len(lrs) != len(losses) or not lrs:
         raise ValueError("lrs and losses must be non-empty and of the same length")
-    _check_positive("factor", factor)
+    _args.positive("factor", factor)
     finite = next((t for t, loss in enumerate(losses) if not math.isfinite(loss)), len(losses))
     if finite == 0:
         raise ValueError("the first loss is not finite: lower min_lr")
@@ -177,12 +171,10 @@ def detect_spikes(
 
     ``floor`` is the smallest median used: near zero, a ratio test takes minibatch noise for
     spikes (0.02 after 0.005 is a factor 4), so the median is raised to ``floor`` first."""
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-        raise ValueError(f"window must be an integer >= 1, got {window!r}")
+    _args.integer("window", window, minimum=1)
     if not (isinstance(factor, (int, float)) and factor > 1):
         raise ValueError(f"factor must be a number > 1, got {factor!r}")
-    if not (isinstance(floor, (int, float)) and floor >= 0):
-        raise ValueError(f"floor must be a number >= 0, got {floor!r}")
+    _args.nonnegative("floor", floor)
     flags, recent = [], []
     for loss in losses:
         loss = float(loss)

@@ -211,35 +211,3 @@ def frame_indices(length: int, frames: int = MAX_FRAMES) -> np.ndarray:
     if length < 1:
         raise ValueError(f"length must be >= 1, got {length}")
     return np.unique(np.linspace(0, length - 1, min(length, frames)).round().astype(int))
-
-
-def animate_trajectories(
-    landscape: Landscape,
-    paths: Mapping[str, object],
-    *,
-    frames: int = MAX_FRAMES,
-    title: str | None = None,
-    interval: int = 200,
-    resolution: int = 120,
-) -> str:
-    """An HTML animation of several optimizers' paths (each of shape ``(T, 2)``) drawn step by
-    step on the contour map of ``landscape``."""
-    paths = {name: _numpy(p) for name, p in paths.items()}
-    length = max(len(p) for p in paths.values())
-    indices = frame_indices(length, frames)
-    fig, ax = plt.subplots(figsize=(5.5, 4.2))
-    contour(landscape, ax, title=title, resolution=resolution)
-    lines = {}
-    for name, points in paths.items():
-        (lines[name],) = ax.plot(points[:1, 0], points[:1, 1], "o-", markersize=3, label=name)
-    ax.legend(loc="upper right")
-    fig.tight_layout()
-
-    def draw(frame: int):
-        upto = indices[frame] + 1
-        for name, points in paths.items():
-            lines[name].set_data(points[:upto, 0], points[:upto, 1])
-        ax.set_title(f"{title or landscape.name}: step {indices[frame]}")
-        return list(lines.values())
-
-    return animation_html(fig, draw, len(indices), interval=interval)

@@ -108,26 +108,6 @@ def test_badly_scaled_regression_has_the_promised_condition_number():
         data.badly_scaled_regression(scale_ratio=0.5)
 
 
-def test_gaussian_blobs_centres_and_labels():
-    x, y = data.gaussian_blobs(n_per_class=500, num_classes=4, dim=3, spread=0.5, seed=1)
-    assert x.shape == (2000, 3) and torch.equal(torch.bincount(y), torch.full((4,), 500))
-    for k in range(4):
-        angle = 2 * np.pi * k / 4
-        expected = torch.tensor([3 * np.cos(angle), 3 * np.sin(angle), 0.0], dtype=torch.float32)
-        torch.testing.assert_close(x[y == k].mean(dim=0), expected, atol=0.1, rtol=0)
-
-
-def test_corrupt_labels_changes_exactly_the_requested_share():
-    y = torch.arange(10).repeat(50)
-    noisy, corrupted = data.corrupt_labels(y, fraction=0.3, num_classes=10, seed=0)
-    assert corrupted.sum().item() == 150
-    assert torch.all(noisy[corrupted] != y[corrupted])
-    assert torch.equal(noisy[~corrupted], y[~corrupted])
-    assert noisy.min() >= 0 and noisy.max() <= 9
-    with pytest.raises(ValueError, match="fraction"):
-        data.corrupt_labels(y, fraction=1.5, num_classes=10)
-
-
 def test_split_and_to():
     x = torch.arange(20.0)[:, None]
     y = torch.arange(20.0)
@@ -146,8 +126,8 @@ def test_invalid_generator_arguments_raise():
         data.linear_regression(noise=-1)
     with pytest.raises(ValueError, match="dim"):
         data.linear_regression(dim=0)
-    with pytest.raises(ValueError, match="spread"):
-        data.gaussian_blobs(spread=0)
+    with pytest.raises(ValueError, match="n"):
+        data.linear_regression(n=True)
 
 
 def test_validation_split_partitions_the_training_set_and_ignores_the_test_set():

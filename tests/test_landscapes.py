@@ -89,3 +89,29 @@ def test_invalid_arguments_raise():
         landscapes.rosenbrock()(torch.zeros(3))
     with pytest.raises(ValueError, match="resolution"):
         landscapes.rosenbrock().grid(resolution=1)
+
+
+def test_path_is_the_hand_written_loop_of_torch_optim():
+    from course_lib.landscapes import path, rosenbrock
+
+    surface = rosenbrock()
+    iterates = path(torch.optim.Adam, surface, surface.start, 30, lr=0.05, betas=(0.8, 0.99))
+    point = torch.tensor(surface.start, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.Adam([point], lr=0.05, betas=(0.8, 0.99))
+    expected = [point.detach().clone()]
+    for _ in range(30):
+        optimizer.zero_grad()
+        surface(point).backward()
+        optimizer.step()
+        expected.append(point.detach().clone())
+    assert iterates.shape == (31, 2) and iterates.dtype == torch.float64
+    torch.testing.assert_close(iterates, torch.stack(expected), rtol=0, atol=0)
+
+
+def test_path_stops_at_the_first_overflow():
+    from course_lib.landscapes import path
+
+    # x <- x - lr * 2x = -3x per step: |x_k| = 3^k overflows float64 after log_3(1.8e308) ~ 646
+    iterates = path(torch.optim.SGD, lambda x: (x**2).sum(), [1.0], 1000, lr=2.0)
+    assert len(iterates) == 647 and torch.isfinite(iterates).all()
+    assert iterates[5, 0].item() == (-3.0) ** 5

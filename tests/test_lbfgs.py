@@ -132,6 +132,34 @@ def test_state_dict_round_trip_resumes_bit_identically():
         assert torch.equal(p.detach(), u)
 
 
+@pytest.mark.parametrize("first", ["torch", "course"])
+@pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
+def test_state_dict_saved_by_one_library_resumes_in_the_other(first, line_search_fn):
+    """3 steps of one library, its state_dict loaded by the other, 3 more steps: the iterates
+    of 6 uninterrupted steps of the first (the libraries agree to rounding)."""
+    libraries = (torch.optim.LBFGS, LBFGS) if first == "torch" else (LBFGS, torch.optim.LBFGS)
+    settings = dict(max_iter=3, history_size=4, line_search_fn=line_search_fn)
+    expected, _, _ = run(libraries[0], lambda: make_logistic_regression(1), 6, **settings)
+    params, loss_fn = make_logistic_regression(1)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = loss_fn(params)
+        loss.backward()
+        return loss
+
+    optimizer = libraries[0](params, **settings)
+    for _ in range(3):
+        optimizer.step(closure)
+    state = copy.deepcopy(optimizer.state_dict())
+    optimizer = libraries[1](params, **settings)
+    optimizer.load_state_dict(state)
+    for _ in range(3):
+        optimizer.step(closure)
+    got = torch.cat([p.detach().reshape(-1) for p in params])
+    torch.testing.assert_close(got, expected[-1], rtol=1e-8, atol=1e-12)
+
+
 def test_parameter_without_grad_is_not_moved_and_state_follows_dtype():
     x = torch.tensor([-1.2, 1.0], requires_grad=True)  # float32
     unused = torch.ones(3, requires_grad=True)
@@ -146,8 +174,8 @@ def test_parameter_without_grad_is_not_moved_and_state_follows_dtype():
     opt.step(closure)
     assert torch.equal(unused.detach(), torch.ones(3))
     state = opt.state[x]
-    assert state["d"].dtype == torch.float32 and state["prev_grad"].dtype == torch.float32
-    assert all(s.dtype == torch.float32 for s in state["s"])
+    assert state["d"].dtype == torch.float32 and state["prev_flat_grad"].dtype == torch.float32
+    assert all(s.dtype == torch.float32 for s in state["old_stps"])
     assert rosenbrock(x).item() < rosenbrock(torch.tensor([-1.2, 1.0])).item()
 
 

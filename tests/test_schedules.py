@@ -231,3 +231,17 @@ def test_lambda_lr_rejects_zero_lr():
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.0)
     with pytest.raises(ValueError, match="lr"):
         S.lambda_lr(opt, partial(S.constant, lr=0.1))
+
+
+def test_settings_are_checked_once_not_at_every_step(monkeypatch):
+    calls = []
+    check_range = S._check_range
+    monkeypatch.setattr(S, "_check_range", lambda *a, **k: calls.append(a) or check_range(*a, **k))
+    settings = dict(warmup_steps=3, total_steps=17, peak_lr=0.25, min_lr=0.01)
+    lrs = [S.warmup_cosine(t, **settings) for t in range(17)]
+    assert len(calls) == 2  # (min_lr, peak_lr) and (start_lr, peak_lr), at the first call only
+    assert lrs[3] == 0.25 and lrs[-1] > 0.01
+    with pytest.raises(ValueError, match="step"):  # the step is still checked at every call
+        S.warmup_cosine(True, **settings)
+    with pytest.raises(ValueError, match="peak_lr"):  # other settings: checked again
+        S.warmup_cosine(0, **dict(settings, peak_lr=True))

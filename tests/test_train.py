@@ -190,6 +190,9 @@ def test_progress_switch(capsys):
         ({"log_every": 0}, "log_every"),
         ({"batch_size": 0}, "batch_size"),
         ({"batch_size": 1000}, "batch_size"),
+        ({"steps": True}, "steps"),
+        ({"batch_size": True}, "batch_size"),
+        ({"schedule": 0.1}, "schedule"),
     ],  # fmt: skip
 )
 def test_invalid_arguments_raise(kwargs, name):
@@ -198,3 +201,39 @@ def test_invalid_arguments_raise(kwargs, name):
     with pytest.raises(ValueError, match=name):
         train(model, torch.optim.SGD(model.parameters(), lr=0.1), torch.nn.functional.mse_loss,
               (x, y), progress=False, **kwargs)  # fmt: skip
+
+
+def test_schedule_sets_the_lr_of_every_step_like_lambda_lr():
+    """train(schedule=s) against a hand-written loop driven by torch's LambdaLR."""
+    x, y = _regression()
+    model = _linear()
+    reference = copy.deepcopy(model)
+    rates = [0.05, 0.1, 0.2, 0.1, 0.05, 0.025]
+    train(model, torch.optim.SGD(model.parameters(), lr=1.0), torch.nn.functional.mse_loss,
+          (x, y), steps=len(rates), progress=False, schedule=rates.__getitem__)  # fmt: skip
+    optimizer = torch.optim.SGD(reference.parameters(), lr=1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, (rates + [0.0]).__getitem__)
+    for _ in rates:
+        optimizer.zero_grad()
+        torch.nn.functional.mse_loss(reference(x), y).backward()
+        optimizer.step()
+        scheduler.step()
+    for p, q in zip(model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-15)
+
+
+def test_newton_through_train_solves_least_squares_in_one_step():
+    """Newton differentiates the loss itself: train hands it a closure without backward().
+    On a quadratic (least squares) one Newton step lands on the lstsq solution."""
+    from course_lib.optim import Newton
+
+    x, y = _regression()
+    model = _linear()
+    history = train(model, Newton(model.parameters()), torch.nn.functional.mse_loss, (x, y),
+                    steps=2, progress=False)  # fmt: skip
+    design = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], dim=1)
+    solution = torch.linalg.lstsq(design, y).solution[:, 0]
+    torch.testing.assert_close(model.weight[0], solution[:3], rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(model.bias[0], solution[3], rtol=1e-9, atol=1e-12)
+    minimum = torch.nn.functional.mse_loss(design @ solution, y[:, 0]).item()
+    assert history.loss[1] == pytest.approx(minimum, rel=1e-9)

@@ -107,12 +107,6 @@ def test_frame_indices_keep_both_ends():
     assert np.all(np.diff(indices) > 0)
 
 
-def test_animate_trajectories_frames_follow_the_longest_path():
-    paths = {"a": torch.zeros(100, 2), "b": torch.ones(7, 2) * 0.5}
-    html = viz.animate_trajectories(landscapes.quadratic(), paths, frames=6, resolution=30)
-    assert html.count("data:image/png;base64") == 6
-
-
 def test_animation_html_loads_nothing_from_the_network():
     fig, ax = plt.subplots()
     (line,) = ax.plot([0.0], [0.0])

@@ -1,4 +1,4 @@
-"""What every optimizer here shares: argument checks and the loop over parameters.
+"""What every first-order optimizer here shares: the loop over parameters and its state.
 
 A subclass of :class:`CourseOptimizer` only says which state a parameter needs
 (``init_state``) and how one step changes it (``update``, which calls the plain update
@@ -12,31 +12,14 @@ of the update rule is one multi-tensor kernel.
 import torch
 from torch.optim import Optimizer
 
+from course_lib import _args
+
 from ._tensorlist import TensorList
 
 
-def check_nonnegative(name, value):
-    if not value >= 0.0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
-
-
-def check_unit_interval(name, value, *, closed=False):
-    """0 <= value < 1 (or <= 1 when ``closed``)."""
-    inside = 0.0 <= value <= 1.0 if closed else 0.0 <= value < 1.0
-    if not inside:
-        interval = "[0, 1]" if closed else "[0, 1)"
-        raise ValueError(f"{name} must be in {interval}, got {value!r}")
-
-
-def check_pair(name, value):
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise ValueError(f"{name} must be a pair (a tuple of length 2), got {value!r}")
-
-
-def check_betas(betas):
-    check_pair("betas", betas)
-    check_unit_interval("betas[0]", betas[0])
-    check_unit_interval("betas[1]", betas[1])
+def zeros_state(param):
+    """A zero tensor shaped, placed and typed like ``param``: the start of most optimizer state."""
+    return torch.zeros_like(param, memory_format=torch.preserve_format)
 
 
 class CourseOptimizer(Optimizer):
@@ -46,10 +29,20 @@ class CourseOptimizer(Optimizer):
     ``update(group, step, param, grad, state)``; ``state`` maps each state name to the
     tensor (or TensorList) of the parameter(s) being updated. A group with
     ``maximize=True`` (torch's keyword) hands ``update`` the negated gradient, so every
-    update rule is written for minimization only.
+    update rule is written for minimization only. A tensor learning rate (one element, as
+    torch.optim allows) reaches ``update`` as a Python float.
+
+    ``load_state_dict`` also takes a state_dict saved by the torch.optim optimizer of the same
+    name: torch keeps ``step`` as a float tensor (SGD keeps none), here it is an int, and
+    group keys that torch does not store (e.g. ``beta1`` of Adafactor) take this optimizer's
+    defaults. torch.optim loads this optimizer's state_dict as it is.
     """
 
     supports_foreach = True
+
+    def __init__(self, params, defaults):
+        _args.lr(defaults["lr"])
+        super().__init__(params, defaults)
 
     def init_state(self, param, group):
         raise NotImplementedError
@@ -65,9 +58,20 @@ class CourseOptimizer(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
+            if isinstance(group["lr"], torch.Tensor):
+                group = {**group, "lr": group["lr"].item()}
             for step, param, grad, state in self._parameters_to_update(group):
                 self.update(group, step, param, grad, state)
         return loss
+
+    def load_state_dict(self, state_dict):
+        super().load_state_dict(state_dict)
+        for group in self.param_groups:
+            for name, default in self.defaults.items():
+                group.setdefault(name, default)
+        for state in self.state.values():
+            if state:  # torch keeps step as a tensor; its SGD keeps none (the state is past step 1)
+                state["step"] = int(state.get("step", 1))
 
     def _parameters_to_update(self, group):
         """Yield ``(step, param, grad, state)`` for the parameters of ``group`` with a grad.

@@ -34,18 +34,22 @@ class TensorList:
     def __repr__(self):
         return f"TensorList({len(self.tensors)} tensors)"
 
-    # x + alpha * y
+    # x + alpha * y, y a TensorList or a scalar (as torch.Tensor.add)
     def add(self, other, alpha=1):
         if isinstance(other, TensorList):
             return TensorList(torch._foreach_add(self.tensors, other.tensors, alpha=alpha))
-        return TensorList(torch._foreach_add(self.tensors, other))
+        return TensorList(torch._foreach_add(self.tensors, alpha * other))
 
     def add_(self, other, alpha=1):
         if isinstance(other, TensorList):
             torch._foreach_add_(self.tensors, other.tensors, alpha=alpha)
         else:
-            torch._foreach_add_(self.tensors, other)
+            torch._foreach_add_(self.tensors, alpha * other)
         return self
+
+    # x / y, elementwise
+    def div(self, other):
+        return TensorList(torch._foreach_div(self.tensors, other.tensors))
 
     # x * scalar
     def mul_(self, scalar):

@@ -36,7 +36,9 @@ Where torch's version departs from the paper (Algorithms 4 and 5):
 
 import torch
 
-from ._base import CourseOptimizer, check_nonnegative, check_pair, check_unit_interval
+from course_lib import _args
+
+from ._base import CourseOptimizer, zeros_state
 from .transforms import decay_weights_, ema_
 
 
@@ -102,7 +104,7 @@ def adafactor_update_(
 
 class Adafactor(CourseOptimizer):
     """Adafactor(params, lr=1e-2, beta2_decay=-0.8, eps=(None, 1e-3), d=1.0, weight_decay=0.0,
-    *, beta1=None).
+    *, maximize=False, beta1=None).
 
     Same signature, defaults and numerics as torch.optim.Adafactor, plus the paper's optional
     momentum ``beta1``. State per parameter: ``row_var`` and ``col_var`` for tensors of 2 or
@@ -120,26 +122,27 @@ class Adafactor(CourseOptimizer):
         d=1.0,
         weight_decay=0.0,
         *,
+        maximize=False,
         beta1=None,
     ):
-        check_nonnegative("lr", lr)
         if not beta2_decay <= 0.0:
             raise ValueError(f"beta2_decay must be <= 0, got {beta2_decay!r}")
-        check_pair("eps", eps)
+        _args.pair("eps", eps)
         if eps[0] is not None:
-            check_nonnegative("eps[0]", eps[0])
-        check_nonnegative("eps[1]", eps[1])
+            _args.nonnegative("eps[0]", eps[0])
+        _args.nonnegative("eps[1]", eps[1])
         if not d >= 1.0:
             raise ValueError(f"d must be >= 1, got {d!r}")
-        check_nonnegative("weight_decay", weight_decay)
+        _args.nonnegative("weight_decay", weight_decay)
         if beta1 is not None:
-            check_unit_interval("beta1", beta1)
+            _args.unit_interval("beta1", beta1)
         defaults = dict(
             lr=lr,
             beta2_decay=beta2_decay,
             eps=tuple(eps),
             d=d,
             weight_decay=weight_decay,
+            maximize=maximize,
             beta1=beta1,
         )
         super().__init__(params, defaults)
@@ -150,9 +153,9 @@ class Adafactor(CourseOptimizer):
             state["row_var"] = param.new_zeros(param.shape[:-1] + (1,))
             state["col_var"] = param.new_zeros(param.shape[:-2] + (1, param.shape[-1]))
         else:
-            state["variance"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+            state["variance"] = zeros_state(param)
         if group["beta1"] is not None:
-            state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+            state["exp_avg"] = zeros_state(param)
         return state
 
     def update(self, group, step, param, grad, state):

@@ -12,7 +12,9 @@ with learning rate :math:`\eta`, learning-rate decay :math:`\delta`, step :math:
 
 import torch
 
-from ._base import CourseOptimizer, check_nonnegative
+from course_lib import _args
+
+from ._base import CourseOptimizer
 from .transforms import add_l2_penalty
 
 
@@ -29,7 +31,8 @@ def adagrad_update_(
 
 
 class Adagrad(CourseOptimizer):
-    """Adagrad(params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10).
+    """Adagrad(params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10,
+    *, maximize=False).
 
     Same signature, defaults and numerics as torch.optim.Adagrad. State per parameter:
     ``sum`` (the running sum of squared gradients).
@@ -44,19 +47,20 @@ class Adagrad(CourseOptimizer):
         initial_accumulator_value=0,
         eps=1e-10,
         *,
+        maximize=False,
         foreach=None,
     ):
-        check_nonnegative("lr", lr)
-        check_nonnegative("lr_decay", lr_decay)
-        check_nonnegative("weight_decay", weight_decay)
-        check_nonnegative("initial_accumulator_value", initial_accumulator_value)
-        check_nonnegative("eps", eps)
+        _args.nonnegative("lr_decay", lr_decay)
+        _args.nonnegative("weight_decay", weight_decay)
+        _args.nonnegative("initial_accumulator_value", initial_accumulator_value)
+        _args.nonnegative("eps", eps)
         defaults = dict(
             lr=lr,
             lr_decay=lr_decay,
             weight_decay=weight_decay,
             initial_accumulator_value=initial_accumulator_value,
             eps=eps,
+            maximize=maximize,
             foreach=foreach,
         )
         super().__init__(params, defaults)

@@ -17,9 +17,9 @@ weights directly, :math:`\theta \gets (1 - \eta\lambda)\theta` (AdamW: decoupled
 relative shrink for every coordinate). Exactly torch.optim.Adam and torch.optim.AdamW.
 """
 
-import torch
+from course_lib import _args
 
-from ._base import CourseOptimizer, check_betas, check_nonnegative
+from ._base import CourseOptimizer, zeros_state
 from .transforms import (
     add_l2_penalty,
     bias_correction,
@@ -61,7 +61,8 @@ def adam_update_(
 
 
 class Adam(CourseOptimizer):
-    """Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False).
+    """Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
+    maximize=False).
 
     Same signature, defaults and numerics as torch.optim.Adam. State per parameter:
     ``exp_avg`` (m), ``exp_avg_sq`` (v), and ``max_exp_avg_sq`` with amsgrad.
@@ -78,29 +79,27 @@ class Adam(CourseOptimizer):
         weight_decay=0,
         amsgrad=False,
         *,
+        maximize=False,
         foreach=None,
     ):
-        check_nonnegative("lr", lr)
-        check_betas(betas)
-        check_nonnegative("eps", eps)
-        check_nonnegative("weight_decay", weight_decay)
+        _args.betas(betas)
+        _args.nonnegative("eps", eps)
+        _args.nonnegative("weight_decay", weight_decay)
         defaults = dict(
             lr=lr,
             betas=tuple(betas),
             eps=eps,
             weight_decay=weight_decay,
             amsgrad=amsgrad,
+            maximize=maximize,
             foreach=foreach,
         )
         super().__init__(params, defaults)
 
     def init_state(self, param, group):
-        def zeros():
-            return torch.zeros_like(param, memory_format=torch.preserve_format)
-
-        state = {"exp_avg": zeros(), "exp_avg_sq": zeros()}
+        state = {"exp_avg": zeros_state(param), "exp_avg_sq": zeros_state(param)}
         if group["amsgrad"]:
-            state["max_exp_avg_sq"] = zeros()
+            state["max_exp_avg_sq"] = zeros_state(param)
         return state
 
     def update(self, group, step, param, grad, state):
@@ -122,7 +121,8 @@ class Adam(CourseOptimizer):
 
 
 class AdamW(Adam):
-    """AdamW(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False).
+    """AdamW(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
+    maximize=False).
 
     Adam with decoupled weight decay; same signature, defaults and numerics as
     torch.optim.AdamW.
@@ -139,6 +139,9 @@ class AdamW(Adam):
         weight_decay=1e-2,
         amsgrad=False,
         *,
+        maximize=False,
         foreach=None,
     ):
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach)
+        super().__init__(
+            params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, foreach=foreach
+        )

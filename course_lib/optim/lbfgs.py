@@ -33,6 +33,8 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from course_lib import _args
+
 
 def _as_float(loss) -> float:
     """The loss as a number; ``.item()`` because float() of a tensor that requires grad warns."""
@@ -178,7 +180,8 @@ class LBFGS(Optimizer):
     the loss. Only one parameter group; all parameters on one device. A parameter whose
     grad is None counts as a zero gradient, so it is never moved. The whole state (history
     of s, y, rho, the last direction and step) lives in the state of the first parameter,
-    so ``state_dict()`` carries it.
+    so ``state_dict()`` carries it, under torch.optim.LBFGS's names (``old_stps``: s,
+    ``old_dirs``: y, ``ro``: rho, ``H_diag``: gamma, ``prev_flat_grad``).
     """
 
     def __init__(
@@ -192,24 +195,15 @@ class LBFGS(Optimizer):
         history_size=100,
         line_search_fn=None,
     ):
-        if not float(lr) >= 0.0:
-            raise ValueError(f"lr must be >= 0, got {lr!r}")
-        if not isinstance(max_iter, int) or max_iter < 1:
-            raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
+        _args.lr(lr)
+        _args.integer("max_iter", max_iter, minimum=1)
         if max_eval is None:
             max_eval = max_iter * 5 // 4
-        if not isinstance(max_eval, int) or max_eval < 1:
-            raise ValueError(f"max_eval must be an integer >= 1, got {max_eval!r}")
-        if not tolerance_grad >= 0.0:
-            raise ValueError(f"tolerance_grad must be >= 0, got {tolerance_grad!r}")
-        if not tolerance_change >= 0.0:
-            raise ValueError(f"tolerance_change must be >= 0, got {tolerance_change!r}")
-        if not isinstance(history_size, int) or history_size < 1:
-            raise ValueError(f"history_size must be an integer >= 1, got {history_size!r}")
-        if line_search_fn not in (None, "strong_wolfe"):
-            raise ValueError(
-                f"line_search_fn must be None or 'strong_wolfe', got {line_search_fn!r}"
-            )
+        _args.integer("max_eval", max_eval, minimum=1)
+        _args.nonnegative("tolerance_grad", tolerance_grad)
+        _args.nonnegative("tolerance_change", tolerance_change)
+        _args.integer("history_size", history_size, minimum=1)
+        _args.one_of("line_search_fn", line_search_fn, (None, "strong_wolfe"))
         defaults = dict(
             lr=lr,
             max_iter=max_iter,
@@ -272,9 +266,9 @@ class LBFGS(Optimizer):
             return first_loss
 
         d, t = state.get("d"), state.get("t")
-        steps, grad_changes, rhos = state.get("s"), state.get("y"), state.get("rho")
-        gamma = state.get("gamma")
-        prev_grad, prev_loss = state.get("prev_grad"), state.get("prev_loss")
+        steps, grad_changes = state.get("old_stps"), state.get("old_dirs")
+        rhos, gamma = state.get("ro"), state.get("H_diag")
+        prev_grad, prev_loss = state.get("prev_flat_grad"), state.get("prev_loss")
 
         iteration = 0
         while iteration < max_iter:
@@ -337,8 +331,8 @@ class LBFGS(Optimizer):
             if abs(loss - prev_loss) < tolerance_change:  # the loss stopped changing
                 break
 
-        state.update(
-            d=d, t=t, s=steps, y=grad_changes, rho=rhos, gamma=gamma,
-            prev_grad=prev_grad, prev_loss=prev_loss,
+        state.update(  # under torch.optim.LBFGS's names, so that each loads the other's state
+            d=d, t=t, old_stps=steps, old_dirs=grad_changes, ro=rhos, H_diag=gamma,
+            prev_flat_grad=prev_grad, prev_loss=prev_loss,
         )  # fmt: skip
         return first_loss

@@ -14,9 +14,9 @@ as in the google/automl reference code. Every coordinate moves by exactly :math:
 :math:`m`, half of Adam's.
 """
 
-import torch
+from course_lib import _args
 
-from ._base import CourseOptimizer, check_betas, check_nonnegative
+from ._base import CourseOptimizer, zeros_state
 from .transforms import decay_weights_, ema, ema_, sign_
 
 
@@ -30,20 +30,23 @@ def lion_update_(param, grad, exp_avg, *, lr, beta1=0.9, beta2=0.99, weight_deca
 
 
 class Lion(CourseOptimizer):
-    """Lion(params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0).
+    """Lion(params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, *, maximize=False).
 
     State per parameter: ``exp_avg`` (the momentum m).
     """
 
-    def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, *, foreach=None):
-        check_nonnegative("lr", lr)
-        check_betas(betas)
-        check_nonnegative("weight_decay", weight_decay)
-        defaults = dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay, foreach=foreach)
+    def __init__(
+        self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, *, maximize=False, foreach=None
+    ):
+        _args.betas(betas)
+        _args.nonnegative("weight_decay", weight_decay)
+        defaults = dict(
+            lr=lr, betas=tuple(betas), weight_decay=weight_decay, maximize=maximize, foreach=foreach
+        )
         super().__init__(params, defaults)
 
     def init_state(self, param, group):
-        return {"exp_avg": torch.zeros_like(param, memory_format=torch.preserve_format)}
+        return {"exp_avg": zeros_state(param)}
 
     def update(self, group, step, param, grad, state):
         beta1, beta2 = group["betas"]

@@ -21,6 +21,9 @@ Newton step). Near a minimum with positive-definite H the error squares at every
 import torch
 from torch.optim import Optimizer
 
+from course_lib import _args
+from course_lib.second_order import hessian_from_gradient
+
 
 def newton_update(grad: torch.Tensor, hessian: torch.Tensor, *, lr: float, damping: float):
     """The step lr * d where (H + damping I) d = -g (flat vectors)."""
@@ -31,21 +34,6 @@ def newton_update(grad: torch.Tensor, hessian: torch.Tensor, *, lr: float, dampi
     return lr * torch.linalg.solve(hessian, -grad)
 
 
-def flat_hessian(flat_grad: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
-    """H_ij = d g_i / d theta_j, by differentiating each entry of the (graph-carrying) flat
-    gradient once more: n backward passes."""
-    n = flat_grad.numel()
-    if not flat_grad.requires_grad:  # the gradient is constant: the loss is affine
-        return flat_grad.new_zeros(n, n)
-    rows = []
-    for i in range(n):
-        row = torch.autograd.grad(
-            flat_grad[i], params, retain_graph=True, allow_unused=True, materialize_grads=True
-        )
-        rows.append(torch.cat([r.reshape(-1) for r in row]))
-    return torch.stack(rows)
-
-
 class Newton(Optimizer):
     """Newton(params, lr=1.0, damping=0.0): theta += lr * d with (H + damping I) d = -g.
 
@@ -54,13 +42,14 @@ class Newton(Optimizer):
     The Hessian is formed over all parameters of a group together (groups are independent
     blocks). Parameters that do not require grad, or on which the loss does not depend
     (gradient None), are skipped. Each parameter's state is its ``step`` count.
+    ``differentiates_loss`` tells :func:`course_lib.train.train` not to call ``backward()``.
     """
 
+    differentiates_loss = True
+
     def __init__(self, params, lr=1.0, damping=0.0):
-        if not lr >= 0.0:
-            raise ValueError(f"lr must be >= 0, got {lr!r}")
-        if not damping >= 0.0:
-            raise ValueError(f"damping must be >= 0, got {damping!r}")
+        _args.lr(lr)
+        _args.nonnegative("damping", damping)
         super().__init__(params, dict(lr=lr, damping=damping))
 
     @torch.no_grad()
@@ -95,9 +84,9 @@ class Newton(Optimizer):
         if not params:
             return
         flat_grad = torch.cat([g.reshape(-1) for g in grads])
-        hessian = flat_hessian(flat_grad, params)
+        hessian = hessian_from_gradient(flat_grad, params)
         step = newton_update(
-            flat_grad.detach(), hessian.detach(), lr=group["lr"], damping=group["damping"]
+            flat_grad.detach(), hessian.detach(), lr=float(group["lr"]), damping=group["damping"]
         )
         offset = 0
         with torch.no_grad():

@@ -13,10 +13,10 @@ exactly torch.optim.RMSprop. Centering divides by an estimate of the standard de
 the gradient rather than its root mean square.
 """
 
-import torch
+from course_lib import _args
 
-from ._base import CourseOptimizer, check_nonnegative, check_unit_interval
-from .transforms import add_l2_penalty, ema_, ema_of_squares_
+from ._base import CourseOptimizer, zeros_state
+from .transforms import add_l2_penalty, ema_, ema_of_squares_, heavy_ball_
 
 
 def rmsprop_update_(
@@ -43,14 +43,14 @@ def rmsprop_update_(
         rms = square_avg.sqrt()
     rms = rms.add_(eps)
     if momentum > 0:
-        momentum_buffer.mul_(momentum).addcdiv_(grad, rms)
-        param.add_(momentum_buffer, alpha=-lr)
+        param.add_(heavy_ball_(momentum_buffer, grad.div(rms), momentum), alpha=-lr)
     else:
         param.addcdiv_(grad, rms, value=-lr)
 
 
 class RMSprop(CourseOptimizer):
-    """RMSprop(params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False).
+    """RMSprop(params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
+    *, maximize=False).
 
     Same signature, defaults and numerics as torch.optim.RMSprop. State per parameter:
     ``square_avg``, plus ``momentum_buffer`` when momentum > 0 and ``grad_avg`` when centered.
@@ -66,13 +66,13 @@ class RMSprop(CourseOptimizer):
         momentum=0,
         centered=False,
         *,
+        maximize=False,
         foreach=None,
     ):
-        check_nonnegative("lr", lr)
-        check_unit_interval("alpha", alpha, closed=True)
-        check_nonnegative("eps", eps)
-        check_nonnegative("weight_decay", weight_decay)
-        check_nonnegative("momentum", momentum)
+        _args.unit_interval("alpha", alpha, closed=True)
+        _args.nonnegative("eps", eps)
+        _args.nonnegative("weight_decay", weight_decay)
+        _args.nonnegative("momentum", momentum)
         defaults = dict(
             lr=lr,
             alpha=alpha,
@@ -80,19 +80,17 @@ class RMSprop(CourseOptimizer):
             weight_decay=weight_decay,
             momentum=momentum,
             centered=centered,
+            maximize=maximize,
             foreach=foreach,
         )
         super().__init__(params, defaults)
 
     def init_state(self, param, group):
-        def zeros():
-            return torch.zeros_like(param, memory_format=torch.preserve_format)
-
-        state = {"square_avg": zeros()}
+        state = {"square_avg": zeros_state(param)}
         if group["momentum"] > 0:
-            state["momentum_buffer"] = zeros()
+            state["momentum_buffer"] = zeros_state(param)
         if group["centered"]:
-            state["grad_avg"] = zeros()
+            state["grad_avg"] = zeros_state(param)
         return state
 
     def update(self, group, step, param, grad, state):

@@ -12,10 +12,10 @@ with learning rate :math:`\eta`, momentum :math:`\mu`, dampening :math:`\tau` an
 decay :math:`\lambda`; exactly torch.optim.SGD.
 """
 
-import torch
+from course_lib import _args
 
-from ._base import CourseOptimizer, check_nonnegative, check_unit_interval
-from .transforms import add_l2_penalty
+from ._base import CourseOptimizer, zeros_state
+from .transforms import add_l2_penalty, heavy_ball_
 
 
 def sgd_update_(
@@ -34,10 +34,7 @@ def sgd_update_(
     if weight_decay != 0:
         grad = add_l2_penalty(grad, param, weight_decay)
     if momentum != 0:
-        if step == 1:
-            momentum_buffer.copy_(grad)
-        else:
-            momentum_buffer.mul_(momentum).add_(grad, alpha=1 - dampening)
+        heavy_ball_(momentum_buffer, grad, momentum, dampening, first=step == 1)
         if nesterov:  # theta -= lr (g + mu b) in two in-place steps, with no temporary
             param.add_(grad, alpha=-lr)
             param.add_(momentum_buffer, alpha=-lr * momentum)
@@ -47,7 +44,8 @@ def sgd_update_(
 
 
 class SGD(CourseOptimizer):
-    """SGD(params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False).
+    """SGD(params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
+    maximize=False).
 
     Same signature, defaults and numerics as torch.optim.SGD. State per parameter:
     ``momentum_buffer`` (only when momentum != 0).
@@ -62,12 +60,12 @@ class SGD(CourseOptimizer):
         weight_decay=0,
         nesterov=False,
         *,
+        maximize=False,
         foreach=None,
     ):
-        check_nonnegative("lr", lr)
-        check_nonnegative("momentum", momentum)
-        check_unit_interval("dampening", dampening, closed=True)
-        check_nonnegative("weight_decay", weight_decay)
+        _args.nonnegative("momentum", momentum)
+        _args.unit_interval("dampening", dampening, closed=True)
+        _args.nonnegative("weight_decay", weight_decay)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("nesterov requires momentum > 0 and dampening = 0")
         defaults = dict(
@@ -76,6 +74,7 @@ class SGD(CourseOptimizer):
             dampening=dampening,
             weight_decay=weight_decay,
             nesterov=nesterov,
+            maximize=maximize,
             foreach=foreach,
         )
         super().__init__(params, defaults)
@@ -83,7 +82,7 @@ class SGD(CourseOptimizer):
     def init_state(self, param, group):
         if group["momentum"] == 0:
             return {}
-        return {"momentum_buffer": torch.zeros_like(param, memory_format=torch.preserve_format)}
+        return {"momentum_buffer": zeros_state(param)}
 
     def update(self, group, step, param, grad, state):
         sgd_update_(

@@ -27,7 +27,11 @@ A 0-dimensional parameter is treated as a vector of length 1.
 """
 
 import torch
-from torch.optim import Optimizer
+
+from course_lib import _args
+
+from ._base import CourseOptimizer, zeros_state
+from .transforms import heavy_ball_
 
 
 def inverse_root(matrix: torch.Tensor, p: int, floor: float = 0.0) -> torch.Tensor:
@@ -65,12 +69,16 @@ def shampoo_update_(
     for mode, root in enumerate(roots):
         direction = mode_product(direction, root, mode)
     if momentum != 0:
-        momentum_buffer.mul_(momentum).add_(direction)
-        direction = momentum_buffer
+        direction = heavy_ball_(momentum_buffer, direction, momentum)
     param.add_(direction, alpha=-lr)
 
 
-class Shampoo(Optimizer):
+def _as_vector(tensor):
+    """A 0-dimensional tensor as a vector of length 1 (a view); others as they are."""
+    return tensor if tensor.dim() > 0 else tensor.view(1)
+
+
+class Shampoo(CourseOptimizer):
     """Shampoo(params, lr=1e-1, momentum=0.0, epsilon=1e-4, update_freq=1).
 
     State per parameter: ``step``, ``statistics`` (one d_i x d_i matrix per dimension),
@@ -78,53 +86,34 @@ class Shampoo(Optimizer):
     ``momentum_buffer``.
     """
 
+    supports_foreach = False
+
     def __init__(self, params, lr=1e-1, momentum=0.0, epsilon=1e-4, update_freq=1):
-        if not lr >= 0.0:
-            raise ValueError(f"lr must be >= 0, got {lr!r}")
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
-        if not epsilon > 0.0:
-            raise ValueError(f"epsilon must be > 0, got {epsilon!r}")
-        if isinstance(update_freq, bool) or not isinstance(update_freq, int) or update_freq < 1:
-            raise ValueError(f"update_freq must be an integer >= 1, got {update_freq!r}")
+        _args.unit_interval("momentum", momentum)
+        _args.positive("epsilon", epsilon)
+        _args.integer("update_freq", update_freq, minimum=1)
         defaults = dict(lr=lr, momentum=momentum, epsilon=epsilon, update_freq=update_freq)
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse:
-                    raise ValueError("Shampoo does not support sparse gradients")
-                param = p if p.dim() > 0 else p.view(1)
-                grad = p.grad if p.dim() > 0 else p.grad.view(1)
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["statistics"] = [
-                        group["epsilon"] * torch.eye(d, dtype=p.dtype, device=p.device)
-                        for d in param.shape
-                    ]
-                    state["roots"] = [torch.zeros_like(s) for s in state["statistics"]]
-                    if group["momentum"] != 0:
-                        state["momentum_buffer"] = torch.zeros_like(param)
-                state["step"] += 1
-                shampoo_update_(
-                    param,
-                    grad,
-                    state["statistics"],
-                    state["roots"],
-                    state.get("momentum_buffer"),
-                    step=state["step"],
-                    lr=group["lr"],
-                    momentum=group["momentum"],
-                    epsilon=group["epsilon"],
-                    update_freq=group["update_freq"],
-                )
-        return loss
+    def init_state(self, param, group):
+        param = _as_vector(param)
+        eye = [torch.eye(d, dtype=param.dtype, device=param.device) for d in param.shape]
+        state = {"statistics": [group["epsilon"] * e for e in eye]}
+        state["roots"] = [torch.zeros_like(s) for s in state["statistics"]]
+        if group["momentum"] != 0:
+            state["momentum_buffer"] = zeros_state(param)
+        return state
+
+    def update(self, group, step, param, grad, state):
+        shampoo_update_(
+            _as_vector(param),
+            _as_vector(grad),
+            state["statistics"],
+            state["roots"],
+            state.get("momentum_buffer"),
+            step=step,
+            lr=group["lr"],
+            momentum=group["momentum"],
+            epsilon=group["epsilon"],
+            update_freq=group["update_freq"],
+        )

@@ -2,8 +2,9 @@ r"""The small pieces that the optimizers are built from.
 
 Every optimizer in ``course_lib.optim`` is a few of these pieces in a row, as in optax:
 
-- SGD with momentum  = L2 penalty + momentum buffer
+- SGD with momentum  = L2 penalty + heavy-ball momentum
 - RMSprop            = L2 penalty + moving average of g^2 + divide by its root
+  (+ heavy-ball momentum)
 - Adam               = L2 penalty + moving average of g (momentum) + moving average of g^2
   (RMS scaling) + bias correction of both
 - AdamW              = Adam with the weight decay decoupled from the gradient
@@ -34,6 +35,19 @@ def decay_weights_(param, lr, weight_decay):
     Shrinks the weights directly, outside the adaptive scaling (AdamW, Lion, Adafactor).
     """
     return param.mul_(1 - lr * weight_decay)
+
+
+def heavy_ball_(buffer, update, momentum, dampening=0.0, *, first=False):
+    r"""Heavy-ball momentum, in place:  :math:`b \gets \mu b + (1 - \tau) u`.
+
+    With ``first`` the buffer starts as the update itself, :math:`b \gets u` (torch's SGD);
+    a buffer started at zero gives :math:`(1 - \tau) u` instead (RMSprop, Shampoo). Unlike a
+    moving average, the weights do not sum to one: with :math:`\tau = 0` a constant update
+    :math:`u` builds up to :math:`u / (1 - \mu)`.
+    """
+    if first:
+        return buffer.copy_(update)
+    return buffer.mul_(momentum).add_(update, alpha=1 - dampening)
 
 
 def ema_(average, x, beta):

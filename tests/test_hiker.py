@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from course_lib import landscapes, widgets  # noqa: E402
+from course_lib import hiker, landscapes  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -19,7 +19,7 @@ def close_figures():
 
 def test_each_stride_has_the_step_size_and_points_straight_downhill():
     bowl = landscapes.quadratic(condition_number=5.0)
-    walk = widgets.hiker_walk(bowl, (-1.8, 1.2), step_size=0.1, steps=8, window_radius=0.5)
+    walk = hiker.hiker_walk(bowl, (-1.8, 1.2), step_size=0.1, steps=8, window_radius=0.5)
     assert walk.path.shape == (9, 2) and walk.heights.shape == (9,)
     strides = walk.path[1:] - walk.path[:-1]
     torch.testing.assert_close(torch.linalg.vector_norm(strides, dim=1), torch.full((8,), 0.1,
@@ -38,21 +38,15 @@ def test_each_stride_has_the_step_size_and_points_straight_downhill():
 
 def test_hiker_stops_on_flat_ground():
     bowl = landscapes.quadratic()
-    walk = widgets.hiker_walk(bowl, (0.0, 0.0), step_size=0.3, steps=4)
+    walk = hiker.hiker_walk(bowl, (0.0, 0.0), step_size=0.3, steps=4)
     assert walk.stopped and torch.all(walk.path == 0)
 
 
 def test_hiker_reaches_the_valley_within_one_stride():
     valley = landscapes.himmelblau()
-    walk = widgets.hiker_walk(valley, (0.0, 0.0), step_size=0.05, steps=200)
+    walk = hiker.hiker_walk(valley, (0.0, 0.0), step_size=0.05, steps=200)
     distances = [math.dist(walk.path[-1].tolist(), m) for m in valley.minima]
     assert min(distances) <= 0.05
-
-
-def test_in_window_is_a_disk():
-    points = torch.tensor([[0.0, 0.0], [0.3, 0.39], [0.31, 0.4], [-0.5, 0.0]])
-    mask = widgets.in_window(points, (0.0, 0.0), 0.5)
-    assert mask.tolist() == [True, True, False, True]
 
 
 def test_invalid_walk_arguments_raise():
@@ -60,15 +54,15 @@ def test_invalid_walk_arguments_raise():
     for kwargs, name in [({"step_size": 0}, "step_size"), ({"steps": -1}, "steps"),
                          ({"window_radius": 0}, "window_radius")]:  # fmt: skip
         with pytest.raises(ValueError, match=name):
-            widgets.hiker_walk(bowl, (1.0, 1.0), **kwargs)
+            hiker.hiker_walk(bowl, (1.0, 1.0), **kwargs)
     with pytest.raises(ValueError, match="start"):
-        widgets.hiker_walk(bowl, (1.0, 1.0, 1.0))
+        hiker.hiker_walk(bowl, (1.0, 1.0, 1.0))
 
 
 def test_draw_hiker_clips_the_landscape_to_the_window():
     valley = landscapes.himmelblau()
-    walk = widgets.hiker_walk(valley, (0.0, 0.0), step_size=0.3, steps=6, window_radius=0.8)
-    ax = widgets.draw_hiker(valley, walk, step=4, resolution=40)
+    walk = hiker.hiker_walk(valley, (0.0, 0.0), step_size=0.3, steps=6, window_radius=0.8)
+    ax = hiker.draw_hiker(valley, walk, step=4, resolution=40)
     assert ax.get_title().startswith("Himmelblau: step 4") and ax.get_xlabel() == "x"
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels == ["visible window", "path walked", "hiker"]
@@ -76,24 +70,24 @@ def test_draw_hiker_clips_the_landscape_to_the_window():
     assert window.center == pytest.approx(tuple(walk.path[4].tolist()))
     assert window.radius == 0.8
     assert all(layer.get_clip_path() is not None for layer in ax.collections)
-    hiker = [line for line in ax.get_lines() if line.get_label() == "hiker"][0]
-    assert hiker.get_xydata()[0] == pytest.approx(walk.path[4].numpy())
-    revealed = widgets.draw_hiker(valley, walk, reveal=True, resolution=40)
+    marker = [line for line in ax.get_lines() if line.get_label() == "hiker"][0]
+    assert marker.get_xydata()[0] == pytest.approx(walk.path[4].numpy())
+    revealed = hiker.draw_hiker(valley, walk, reveal=True, resolution=40)
     assert all(layer.get_clip_path() is None for layer in revealed.collections)
     assert "minimum" in [t.get_text() for t in revealed.get_legend().get_texts()]
 
 
 def test_hiker_animation_has_one_frame_per_shown_step():
     bowl = landscapes.quadratic()
-    walk = widgets.hiker_walk(bowl, (-1.8, 1.2), step_size=0.3, steps=5)
-    html = widgets.hiker_animation(bowl, walk, frames=4, resolution=30)
+    walk = hiker.hiker_walk(bowl, (-1.8, 1.2), step_size=0.3, steps=5)
+    html = hiker.hiker_animation(bowl, walk, frames=4, resolution=30)
     assert html.count("data:image/png;base64") == 4
 
 
 def test_explorer_controls_redraw_the_walk():
     import ipywidgets
 
-    box = widgets.hiker_explorer(landscapes.all_landscapes(), steps=3)
+    box = hiker.hiker_explorer(landscapes.all_landscapes(), steps=3)
     controls, output = box.children
     choice, start_x, start_y, stride, radius, count, reveal = controls.children
     assert isinstance(output, ipywidgets.Output)
@@ -102,3 +96,9 @@ def test_explorer_controls_redraw_the_walk():
     assert (start_x.min, start_x.max, start_y.min, start_y.max) == (-2.0, 2.0, -1.0, 3.0)
     count.value = 2
     reveal.value = True
+
+
+def test_the_old_module_name_still_works():
+    from course_lib import widgets
+
+    assert widgets.hiker_walk is hiker.hiker_walk and widgets.draw_hiker is hiker.draw_hiker
