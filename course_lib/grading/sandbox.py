@@ -1,7 +1,9 @@
 """Run cells of untrusted code in a separate, limited process and survive whatever it does.
 
-A ``Kernel`` is one ``worker`` process in its own session (process group), with an address
-space limit, stdin/stdout/stderr on /dev/null and two private pipes: commands in, replies out.
+A ``Kernel`` is one ``worker`` process in its own session (process group), confined as
+``isolation`` describes (sandbox, scrubbed environment, own user), with memory, process and
+file-size limits, stdin/stdout/stderr on /dev/null and two private pipes: commands in,
+replies out.
 ``Kernel.run`` sends one cell and waits at most ``timeout`` seconds for the reply. If none
 comes, it interrupts the worker (SIGINT raises ``KeyboardInterrupt`` in an ordinary loop) and
 waits a short grace period; if still none, it kills the whole process group. A worker that

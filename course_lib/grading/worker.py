@@ -78,6 +78,11 @@ def own_user() -> bool:
     return os.environ.get("COURSE_GRADING_SANDBOX") == "1" and os.geteuid() == 0
 
 
+def worker_uid(pid: int) -> int:
+    """The user id of the worker with this pid (pids in the sandbox are small and distinct)."""
+    return FIRST_UID + pid % 60_000
+
+
 def become(uid: int, workdir: str) -> None:
     """Root inside the sandbox: own the working directory, then drop to ``uid`` for good."""
     os.chown(workdir, uid, uid)
@@ -131,9 +136,9 @@ def guard_memory(memory_mb: int, replies, current: dict) -> None:
 
 
 def is_process_limit(error: BaseException) -> bool:
-    text = str(error)
+    """fork() or a new thread refused: EAGAIN, which is how RLIMIT_NPROC answers."""
     return (isinstance(error, OSError) and error.errno == errno.EAGAIN) or (
-        isinstance(error, RuntimeError) and "can't start new thread" in text
+        isinstance(error, RuntimeError) and "can't start new thread" in str(error)
     )
 
 
@@ -153,7 +158,7 @@ def serve(
     for fd in (0, 1, 2):
         os.dup2(null, fd)
     if own_user():
-        become(FIRST_UID + os.getpid() % 60_000, os.getcwd())
+        become(worker_uid(os.getpid()), os.getcwd())
     address_space_limited = limit_resources(memory_mb, processes)
     me = os.getpid()
 
@@ -267,7 +272,7 @@ def send_signal(pid: int, number: int, group: bool) -> None:
             pass
     if group and own_user() and os.fork() == 0:  # processes that left the group, too
         try:
-            os.setresuid(*(FIRST_UID + pid % 60_000,) * 3)
+            os.setresuid(*(worker_uid(pid),) * 3)
             os.kill(-1, signal.SIGKILL)
         finally:
             os._exit(0)
