@@ -4,6 +4,8 @@
 
 VENV := .venv/bin
 PYTEST_FLAGS := --nbval-lax --nbval-cell-timeout=300 --nbval-sanitize-with tests/nbval_sanitize.cfg
+# one pytest worker per core; each file (a notebook's cells, a module's fixtures) stays on one
+PYTEST_FLAGS += -n auto --dist loadfile
 
 .PHONY: site test lab setup setup-browser notebooks release clean
 
