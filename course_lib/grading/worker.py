@@ -159,6 +159,7 @@ def serve(
         os.dup2(null, fd)
     if own_user():
         become(worker_uid(os.getpid()), os.getcwd())
+    os.environ["HOME"] = os.environ["TMPDIR"] = os.getcwd()  # the one folder it may write
     address_space_limited = limit_resources(memory_mb, processes)
     me = os.getpid()
 
