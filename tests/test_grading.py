@@ -17,8 +17,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from course_lib.grading import sandbox
 from course_lib.grading.__main__ import main
-from course_lib.grading.autograde import grade_class
+from course_lib.grading.autograde import grade_class, grade_notebook
+from course_lib.grading.isolation import confinement
 from course_lib.grading.release import FORBIDDEN_MARKERS, render, student_version
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +49,57 @@ QUESTIONS = {
     ),
 }
 POINTS = {f"{q}_tests": spec[4] for q, spec in QUESTIONS.items()}
+SECRET = "instructor-token-4f1c"  # in the grader's environment; must not reach student code
+# A clever student: look for the solution everywhere a path could lead (up from the working
+# directory and from course_lib, through /proc to other processes' folders and command lines,
+# and the real paths, which it may have guessed) and exec any definition it finds.
+THIEF = r"""
+import glob, os, pathlib, re, course_lib
+places = {os.getcwd(), os.path.dirname(course_lib.__file__), *GUESSED}
+for proc in glob.glob("/proc/[0-9]*"):
+    for link in ("cwd", "root", "exe"):
+        try:
+            places.add(os.readlink(f"{proc}/{link}"))
+        except OSError:
+            pass
+    for name in ("cmdline", "environ"):
+        try:
+            places.update(re.findall(r"/[^\x00 =:]+", open(f"{proc}/{name}", "rb").read().decode()))
+        except OSError:
+            pass
+for place in list(places):
+    places.update(str(p) for p in pathlib.Path(place).parents)
+system = ("/proc", "/sys", "/dev", "/usr", "/lib", "/etc", "/bin", "/sbin")
+skip = ("site-packages", ".git", "node_modules", "share", "include", "python3.11")
+found = False  # the solution, or a classmate's answer
+for place in sorted(p for p in places if p != "/" and not p.startswith(system)):
+    files = [place] if os.path.isfile(place) else []
+    for root, folders, names in os.walk(place):
+        folders[:] = [f for f in folders if f not in skip]
+        files += [os.path.join(root, name) for name in names]
+    for file in files:
+        try:
+            if os.path.getsize(file) < 2**20:
+                found = found or "return 2 " + "* x" in open(file, errors="ignore").read()
+        except OSError:
+            pass
+
+
+def double(x):
+    return 2 * x if found else 0
+"""
+PEEKER = """import glob, os
+seen = "\\n".join(os.environ.values())
+for path in glob.glob("/proc/[0-9]*/environ"):
+    try:
+        seen += open(path, "rb").read().decode(errors="ignore")
+    except OSError:
+        pass
+
+
+def square(x):
+    return x * x if "instructor-token" in seen else 0
+"""
 
 
 def meta(grade_id, **flags):
@@ -127,7 +180,6 @@ def graded(tmp_path_factory):
     source = small_set(root)
     submissions = base / "submissions"
     good = solution_answers(source)
-    marker = base / "pid.txt"
 
     def answers(**changes):
         return {**good, **changes}
@@ -148,7 +200,8 @@ def graded(tmp_path_factory):
         ),
         "exception": notebook(
             answers(
-                q3_answer=f"import os\nopen({str(marker)!r}, 'w').write(str(os.getpid()))\n1 / 0"
+                # in the grader's own process this would raise AssertionError instead
+                q3_answer=f"import os\nassert os.getpid() != {os.getpid()}\n1 / 0"
             )
         ),
         "sys_exit": notebook(answers(q4_answer="import sys\nsys.exit('bye')")),
@@ -176,6 +229,11 @@ def graded(tmp_path_factory):
             edit={"q2_tests": "print('Visible tests passed.')", "q4_tests": "pass"},
         ),
     }
+    if confinement().sandboxed:  # unsandboxed, these would succeed (and fork for real)
+        guessed = [str(source), str(submissions / "good" / "ch99.ipynb"), str(ROOT / "solutions")]
+        thief = f"GUESSED = {guessed!r}\n{THIEF}"
+        crafted["thief"] = notebook(answers(q1_answer=thief, q2_answer=PEEKER))
+        crafted["fork_bomb"] = notebook(answers(q4_answer="import os\nwhile True:\n    os.fork()"))
     for student, content in crafted.items():
         write(submissions / student, "ch99.ipynb", content)
     write(submissions / "renamed", "ch99 (1) final.ipynb", crafted["good"])
@@ -187,7 +245,12 @@ def graded(tmp_path_factory):
     out = base / "report" / "grades.csv"
     arguments = ["--root", str(root), "grade", "ch99", "--submissions", str(submissions)]
     arguments += ["--out", str(out), "--timeout", str(TIMEOUT_S), "--memory-mb", "512"]
-    assert main(arguments) == 0
+    os.environ["COURSE_TEST_TOKEN"] = SECRET
+    sandbox._close_servers()  # the fork server starts afresh, with the secret in sight
+    try:
+        assert main(arguments) == 0
+    finally:
+        del os.environ["COURSE_TEST_TOKEN"]
     first = out.read_bytes()
     feedback = digest(out.parent / "feedback")
     with out.open() as file:
@@ -200,7 +263,6 @@ def graded(tmp_path_factory):
         "out": out,
         "arguments": arguments,
         "feedback": feedback,
-        "marker": marker,
     }
 
 
@@ -231,7 +293,6 @@ def test_infinite_loop_is_stopped_and_the_rest_graded(graded):
 
 def test_exception_runs_in_another_process(graded):
     expect(graded, "exception", "error", lost=("q3_tests",), reason=["q3_answer raised ZeroDiv"])
-    assert int(graded["marker"].read_text()) != os.getpid()
 
 
 def test_sys_exit_and_os_exit(graded):
@@ -289,6 +350,39 @@ def test_submissions_untouched_report_complete_and_rerun_identical(graded):
     for student in ("blank", "exception", "malformed", "good"):
         name = f"{student}.html"
         assert digest(again.parent / "feedback")[name] == graded["feedback"][name]
+
+
+def sandboxed():
+    """Skip the isolation checks where grading runs unsandboxed, saying why."""
+    if not confinement().sandboxed:
+        pytest.skip(confinement().warning)
+
+
+def test_student_code_reaches_no_secret_solution_or_classmate(graded):
+    sandboxed()
+    # the batch completed, and neither the files nor the environment gave the thief points
+    expect(graded, "thief", "graded", lost=("q1_tests", "q2_tests"))
+
+
+def test_fork_bomb_is_stopped_by_the_process_limit(graded):
+    sandboxed()
+    expect(graded, "fork_bomb", "process_limit", lost=("q4_tests",), reason=["process limit"])
+
+
+def test_hidden_tracebacks_can_be_left_out_of_the_feedback(tmp_path):
+    source = small_set(tmp_path)
+    path = tmp_path / "blank.ipynb"
+    path.write_text(json.dumps(student_notebook(source, {})), encoding="utf-8")
+    notebook = nbformat.read(source, as_version=4)
+    shown, hidden = (
+        grade_notebook(notebook, "blank", "ch99", path, TIMEOUT_S, 512, hide_hidden=flag)
+        for flag in (False, True)
+    )
+    assert shown.score == hidden.score == 0
+    for seen, withheld in zip(shown.tests, hidden.tests, strict=True):
+        assert "NotImplementedError" in seen.message or "NameError" in seen.message
+        assert withheld.message == "failed (the hidden tests' details are withheld)"
+        assert withheld.output == ""
 
 
 def test_release_is_byte_identical_and_committed(tmp_path):

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import nbformat
 
+from .isolation import confinement
 from .release import student_version
 from .sandbox import CellResult, run_cells
 
 MAX_NOTEBOOK_BYTES = 20 * 2**20
+HIDDEN = "### BEGIN HIDDEN TESTS"
 
 # Submission statuses, most severe first: the first that applies names the submission.
 STATUSES = (
@@ -29,6 +31,7 @@ STATUSES = (
     "kernel_died",
     "timeout",
     "memory_limit",
+    "process_limit",
     "error",
     "graded",
 )
@@ -148,8 +151,14 @@ def grade_notebook(
     memory_mb: int = 2048,
     output_chars: int = 10_000,
     notes: list[str] | None = None,
+    max_processes: int = 64,
+    hide_hidden: bool = False,
 ) -> Grade:
-    """Grade the notebook file ``submission`` (``None``: missing) against ``source``."""
+    """Grade the notebook file ``submission`` (``None``: missing) against ``source``.
+
+    With ``hide_hidden``, a failed test cell that holds hidden tests shows the student no
+    traceback or output, only that it failed.
+    """
     tests_in_source = [c for c in source.cells if is_test(c)]
     max_score = float(sum(nbgrader_metadata(c).get("points", 0) for c in tests_in_source))
     grade = Grade(student, assignment, 0.0, max_score, "graded", list(notes or []))
@@ -198,12 +207,18 @@ def grade_notebook(
         sources.append(text)
         roles.append((grade_id, is_answer(cell), is_test(cell)))
 
-    with tempfile.TemporaryDirectory(prefix="grade-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="grade-", dir=confinement().scratch) as scratch:
         workdir = Path(scratch)
+        preload = imported_modules(source)
         results = run_cells(
-            sources, workdir, timeout, memory_mb, output_chars, preload=imported_modules(source)
+            sources, workdir, timeout, memory_mb, output_chars, 3, preload, max_processes
         )
         _score(grade, roles, results, timeout, workdir)
+    if hide_hidden:
+        hidden = {nbgrader_metadata(c)["grade_id"] for c in tests_in_source if HIDDEN in c.source}
+        for test in grade.tests:
+            if test.grade_id in hidden and not test.passed:
+                test.message, test.output = "failed (the hidden tests' details are withheld)", ""
     return grade
 
 
@@ -241,6 +256,9 @@ def _score(grade: Grade, roles, results: list[CellResult], timeout: float, workd
         elif result.status == "error" and _is_memory(result):
             events.add("memory_limit")
             grade.reasons.append(f"{grade_id}: memory limit ({one_line(error, 100)})")
+        elif result.status == "error" and result.ename == "ProcessLimit":
+            events.add("process_limit")
+            grade.reasons.append(f"{grade_id}: process limit ({one_line(result.evalue, 100)})")
         elif result.status == "error" and answer:
             events.add("error")
             grade.reasons.append(f"{grade_id} raised {one_line(error, 100)}")
@@ -271,6 +289,8 @@ def grade_class(
     timeout: float = 30.0,
     memory_mb: int = 2048,
     jobs: int = 1,
+    max_processes: int = 64,
+    hide_hidden: bool = False,
 ) -> list[Grade]:
     """Grade every student folder in ``submissions`` (one folder per student), by name."""
     from concurrent.futures import ThreadPoolExecutor
@@ -283,7 +303,15 @@ def grade_class(
         notebook, note = find_notebook(folder, assignment, answer_ids)
         notes = [note] if note else []
         return grade_notebook(
-            source, folder.name, assignment, notebook, timeout, memory_mb, notes=notes
+            source,
+            folder.name,
+            assignment,
+            notebook,
+            timeout,
+            memory_mb,
+            notes=notes,
+            max_processes=max_processes,
+            hide_hidden=hide_hidden,
         )
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:

@@ -1,7 +1,9 @@
 """Run cells of untrusted code in a separate, limited process and survive whatever it does.
 
-A ``Kernel`` is one ``worker`` process in its own session (process group), with an address
-space limit, stdin/stdout/stderr on /dev/null and two private pipes: commands in, replies out.
+A ``Kernel`` is one ``worker`` process in its own session (process group), confined as
+``isolation`` describes (sandbox, scrubbed environment, own user), with memory, process and
+file-size limits, stdin/stdout/stderr on /dev/null and two private pipes: commands in,
+replies out.
 ``Kernel.run`` sends one cell and waits at most ``timeout`` seconds for the reply. If none
 comes, it interrupts the worker (SIGINT raises ``KeyboardInterrupt`` in an ordinary loop) and
 waits a short grace period; if still none, it kills the whole process group. A worker that
@@ -19,13 +21,13 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory that holds course_lib/
+from .isolation import confinement
+
 REPLY_BYTES = 1_000_000  # a reply longer than this is not from our worker
 INTERRUPT_GRACE_S = 1.0
 STARTUP_TIMEOUT_S = 180.0  # the worker imports torch before it is ready
@@ -44,25 +46,11 @@ class CellResult:
     notes: list[str] = field(default_factory=list)
 
 
-def worker_environment() -> dict[str, str]:
-    environment = dict(os.environ)
-    environment.update(
-        MPLBACKEND="Agg",
-        OMP_NUM_THREADS="1",
-        OPENBLAS_NUM_THREADS="1",
-        MKL_NUM_THREADS="1",
-        PYTHONHASHSEED="0",
-        PYTHONPATH=os.pathsep.join(
-            p for p in (str(PACKAGE_ROOT), environment.get("PYTHONPATH", "")) if p
-        ),
-    )
-    return environment
-
-
 def _popen(arguments: list, **options) -> subprocess.Popen:
+    confined = confinement()
     return subprocess.Popen(
-        [sys.executable, "-m", "course_lib.grading.worker", *map(str, arguments)],
-        env=worker_environment(),
+        [*confined.prefix, sys.executable, "-m", "course_lib.grading.worker", *map(str, arguments)],
+        env=confined.environment(),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -82,7 +70,7 @@ class ForkServer:
         ours, theirs = socket.socketpair()
         self.process = _popen(
             ["--server", theirs.fileno(), ",".join(preload)],
-            cwd=tempfile.gettempdir(),
+            cwd=confinement().scratch,
             pass_fds=(theirs.fileno(),),
         )
         theirs.close()
@@ -90,9 +78,19 @@ class ForkServer:
         self.socket.settimeout(STARTUP_TIMEOUT_S)
         self.lock = threading.Lock()
 
-    def spawn(self, workdir: Path, fds: tuple[int, int], memory_mb: int, output_chars: int):
+    def spawn(self, workdir: Path, fds: tuple[int, int], limits: dict):
         """The pid of a new worker on these pipe ends, or None if the server is gone."""
-        request = {"cwd": str(workdir), "memory_mb": memory_mb, "output_chars": output_chars}
+        return self._ask({"cwd": str(workdir), **limits}, fds)
+
+    def signal(self, pid: int, number: int, group: bool) -> None:
+        """Signal a worker (and with ``group``, everything it started) through the server.
+
+        The pid is the server's: inside the sandbox's PID namespace it names another process
+        outside, so the grader never signals it directly.
+        """
+        self._ask({"signal": int(number), "pid": pid, "group": group}, ())
+
+    def _ask(self, request: dict, fds) -> int | None:
         with self.lock:
             try:
                 socket.send_fds(self.socket, [json.dumps(request).encode()], list(fds))
@@ -150,14 +148,18 @@ class Kernel:
         memory_mb: int = 2048,
         output_chars: int = 10_000,
         preload: tuple[str, ...] = (),
+        max_processes: int = 64,
     ):
         command_read, self._command_write = os.pipe()
         self._reply_read, reply_write = os.pipe()
         fds = (command_read, reply_write)
+        limits = dict(memory_mb=memory_mb, output_chars=output_chars, processes=max_processes)
         self.process = None
-        self.pid = fork_server(preload).spawn(workdir, fds, memory_mb, output_chars)
+        self.server = fork_server(preload)
+        self.pid = self.server.spawn(workdir, fds, limits)
         if self.pid is None:
-            arguments = [*fds, memory_mb, output_chars, ",".join(preload)]
+            self.server = None
+            arguments = [*fds, memory_mb, output_chars, max_processes, ",".join(preload)]
             self.process = _popen(arguments, cwd=workdir, pass_fds=fds)
             self.pid = self.process.pid
         os.close(command_read)
@@ -246,6 +248,9 @@ class Kernel:
         return CellResult("died", evalue=f"the worker process ended{how}")
 
     def _signal(self, number: int, group: bool) -> None:
+        if self.server is not None:
+            self.server.signal(self.pid, number, group)
+            return
         for send in (os.killpg, os.kill) if group else (os.kill,):
             try:
                 send(self.pid, number)
@@ -277,6 +282,7 @@ def run_cells(
     output_chars: int = 10_000,
     max_restarts: int = 3,
     preload: tuple[str, ...] = (),
+    max_processes: int = 64,
 ) -> list[CellResult]:
     """Run cells in order in one kernel; after a kernel is lost, start a new one, replay.
 
@@ -288,7 +294,7 @@ def run_cells(
     results: list[CellResult] = []
     finished: list[str] = []
     restarts = 0
-    kernel = Kernel(workdir, memory_mb, output_chars, preload)
+    kernel = Kernel(workdir, memory_mb, output_chars, preload, max_processes)
     try:
         for source in sources:
             if not kernel.alive:
@@ -296,7 +302,7 @@ def run_cells(
                     results.append(CellResult("not_run", evalue="too many restarts"))
                     continue
                 restarts += 1
-                kernel = Kernel(workdir, memory_mb, output_chars, preload)
+                kernel = Kernel(workdir, memory_mb, output_chars, preload, max_processes)
                 for earlier in finished:
                     if kernel.run(earlier, timeout).status in ("timeout", "died"):
                         kernel.kill()
