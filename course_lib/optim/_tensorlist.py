@@ -47,10 +47,6 @@ class TensorList:
             torch._foreach_add_(self.tensors, alpha * other)
         return self
 
-    # x / y, elementwise
-    def div(self, other):
-        return TensorList(torch._foreach_div(self.tensors, other.tensors))
-
     # x * scalar
     def mul_(self, scalar):
         torch._foreach_mul_(self.tensors, scalar)

@@ -22,7 +22,9 @@ two optimizers agree to the last bits and their state_dicts are interchangeable.
 
 import torch
 
-from ._base import CourseOptimizer, check_betas, check_nonnegative
+from course_lib import _args
+
+from ._base import CourseOptimizer
 from ._tensorlist import TensorList
 from .transforms import add_l2_penalty, bias_correction, decay_weights_, ema_, ema_of_squares_
 
@@ -92,11 +94,11 @@ class NAdam(CourseOptimizer):
         foreach=None,
         maximize=False,
     ):
-        check_nonnegative("lr", lr)
-        check_betas(betas)
-        check_nonnegative("eps", eps)
-        check_nonnegative("weight_decay", weight_decay)
-        check_nonnegative("momentum_decay", momentum_decay)
+        _args.lr(lr)
+        _args.betas(betas)
+        _args.nonnegative("eps", eps)
+        _args.nonnegative("weight_decay", weight_decay)
+        _args.nonnegative("momentum_decay", momentum_decay)
         defaults = dict(
             lr=lr,
             betas=tuple(betas),

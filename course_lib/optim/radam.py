@@ -26,7 +26,9 @@ in Adam (L2) or AdamW (``decoupled_weight_decay=True``). Exactly torch.optim.RAd
 
 import torch
 
-from ._base import CourseOptimizer, check_betas, check_nonnegative
+from course_lib import _args
+
+from ._base import CourseOptimizer
 from .transforms import add_l2_penalty, bias_correction, decay_weights_, ema_, ema_of_squares_
 
 
@@ -91,10 +93,10 @@ class RAdam(CourseOptimizer):
         foreach=None,
         maximize=False,
     ):
-        check_nonnegative("lr", lr)
-        check_betas(betas)
-        check_nonnegative("eps", eps)
-        check_nonnegative("weight_decay", weight_decay)
+        _args.lr(lr)
+        _args.betas(betas)
+        _args.nonnegative("eps", eps)
+        _args.nonnegative("weight_decay", weight_decay)
         defaults = dict(
             lr=lr,
             betas=tuple(betas),

@@ -31,7 +31,9 @@ numerics as the ``schedulefree`` package's AdamWScheduleFree (version 1.4.1).
 
 import torch
 
-from ._base import CourseOptimizer, check_betas, check_nonnegative
+from course_lib import _args
+
+from ._base import CourseOptimizer
 from .transforms import ema_of_squares_
 
 
@@ -76,13 +78,13 @@ class AdamWScheduleFree(CourseOptimizer):
         foreach=None,
         maximize=False,
     ):
-        check_nonnegative("lr", lr)
-        check_betas(betas)
-        check_nonnegative("eps", eps)
-        check_nonnegative("weight_decay", weight_decay)
-        check_nonnegative("warmup_steps", warmup_steps)
-        check_nonnegative("r", r)
-        check_nonnegative("weight_lr_power", weight_lr_power)
+        _args.lr(lr)
+        _args.betas(betas)
+        _args.nonnegative("eps", eps)
+        _args.nonnegative("weight_decay", weight_decay)
+        _args.nonnegative("warmup_steps", warmup_steps)
+        _args.nonnegative("r", r)
+        _args.nonnegative("weight_lr_power", weight_lr_power)
         defaults = dict(
             lr=lr,
             betas=tuple(betas),
