@@ -178,15 +178,14 @@ def _show(value: Any) -> str:
 def _owner_and_attribute(name: str) -> tuple[Any, str]:
     """``"course_lib.autograd.Value.tanh"`` -> (the class Value, "tanh")."""
     parts = name.split(".")
-    for cut in range(len(parts) - 1, 0, -1):
-        try:
-            owner = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
-            continue
-        for attribute in parts[cut:-1]:
-            owner = getattr(owner, attribute)
-        return owner, parts[-1]
-    raise ValueError(f"{name!r} is not a dotted path to a function, class or method")
+    if len(parts) < 2:
+        raise ValueError(f"{name!r} is not a dotted path to a function, class or method")
+    owner = importlib.import_module(parts[0])
+    for part in parts[1:-1]:  # attributes, or submodules not imported yet
+        if not hasattr(owner, part):
+            importlib.import_module(f"{owner.__name__}.{part}")
+        owner = getattr(owner, part)
+    return owner, parts[-1]
 
 
 def _stand_in(name: str) -> Callable:
@@ -211,13 +210,13 @@ def withheld(*names: str, namespace: dict | None = None) -> Iterator[None]:
     """
     replaced = []  # (holder, key, original): a module or class and attribute, or a dict and key
     try:
-        for name in names:
-            owner, attribute = _owner_and_attribute(name)
+        targets = [_owner_and_attribute(name) for name in names]
+        modules = [m for k, m in list(sys.modules.items()) if k.startswith("course_lib")]
+        for name, (owner, attribute) in zip(names, targets, strict=True):
             original = getattr(owner, attribute)
             stand_in = _stand_in(name)
             replaced.append((owner, attribute, vars(owner).get(attribute, _INHERITED)))
             setattr(owner, attribute, stand_in)
-            modules = [m for k, m in list(sys.modules.items()) if k.split(".")[0] == "course_lib"]
             for holder in [*modules, namespace or {}]:
                 items = holder.items() if isinstance(holder, dict) else vars(holder).items()
                 for key, value in list(items):
