@@ -330,7 +330,7 @@ def test_release_leaks_no_solution_hidden_test_or_output():
     assert any(c.get("outputs") for c in source.cells)  # the source is committed executed
     grade_ids = [c.metadata.nbgrader["grade_id"] for c in source.cells]
     assert grade_ids == [c.metadata.nbgrader["grade_id"] for c in exercise.cells]
-    assert sum(c.metadata.nbgrader.get("points", 0) for c in exercise.cells) == 7
+    assert sum(c.metadata.nbgrader.get("points", 0) for c in exercise.cells) == 9
     for cell in exercise.cells:
         if cell.metadata.nbgrader["grade"]:
             assert cell.metadata["editable"] is False and cell.metadata["deletable"] is False
@@ -382,7 +382,7 @@ def test_validate_passes_on_a_good_set_and_fails_on_broken_ones(tmp_path, capsys
 
 def test_validate_ch01(capsys):
     assert main(["--root", str(ROOT), "validate", "ch01"]) == 0
-    assert "ch01: solution 7/7 points (4/4 test cells pass)" in capsys.readouterr().out
+    assert "ch01: solution 9/9 points (5/5 test cells pass)" in capsys.readouterr().out
 
 
 def test_grade_class_never_imports_student_code_here(tmp_path):
