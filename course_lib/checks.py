@@ -10,12 +10,15 @@ Closeness is the usual elementwise test ``|got - expected| <= atol + rtol * |exp
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import importlib
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
-__all__ = ["check_close", "check_shape", "check_dtype", "check_function", "check_true"]
+__all__ = ["check_close", "check_shape", "check_dtype", "check_function", "check_true", "withheld"]
 
 
 def _fail(name: str, problem: str, hint: str | None) -> None:
@@ -170,3 +173,69 @@ def _show(value: Any) -> str:
         return _short(value)
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _owner_and_attribute(name: str) -> tuple[Any, str]:
+    """``"course_lib.autograd.Value.tanh"`` -> (the class Value, "tanh")."""
+    parts = name.split(".")
+    if len(parts) < 2:
+        raise ValueError(f"{name!r} is not a dotted path to a function, class or method")
+    owner = importlib.import_module(parts[0])
+    for part in parts[1:-1]:  # attributes, or submodules not imported yet
+        if not hasattr(owner, part):
+            importlib.import_module(f"{owner.__name__}.{part}")
+        owner = getattr(owner, part)
+    return owner, parts[-1]
+
+
+def _stand_in(name: str) -> Callable:
+    def withheld_object(*args, **kwargs):
+        raise RuntimeError(
+            f"{name} is withheld while this answer is graded: the answer must compute it itself."
+        )
+
+    return withheld_object
+
+
+@contextmanager
+def withheld(*names: str, namespace: dict | None = None) -> Iterator[None]:
+    """While the block runs, each named object raises ``RuntimeError`` when called.
+
+    A hidden test wraps its calls to a learner's answer in this block, naming the course_lib
+    function, class or method the answer re-implements (``"course_lib.optim.adam.adam_update_"``,
+    ``"course_lib.autograd.Value.tanh"``), so that an answer which only calls the course's own
+    implementation fails. The object is replaced where it is defined, in every loaded
+    ``course_lib`` module that re-exports it, and in ``namespace`` (pass the notebook's
+    ``globals()``, which holds names the answer imported); everything is put back afterwards.
+    """
+    replaced = []  # (holder, key, original): a module or class and attribute, or a dict and key
+    try:
+        targets = [_owner_and_attribute(name) for name in names]
+        modules = [m for k, m in list(sys.modules.items()) if k.startswith("course_lib")]
+        for name, (owner, attribute) in zip(names, targets, strict=True):
+            original = getattr(owner, attribute)
+            stand_in = _stand_in(name)
+            replaced.append((owner, attribute, vars(owner).get(attribute, _INHERITED)))
+            setattr(owner, attribute, stand_in)
+            for holder in [*modules, namespace or {}]:
+                items = holder.items() if isinstance(holder, dict) else vars(holder).items()
+                for key, value in list(items):
+                    if value is original:
+                        replaced.append((holder, key, value))
+                        _put(holder, key, stand_in)
+        yield
+    finally:
+        for holder, key, value in reversed(replaced):
+            _put(holder, key, value)
+
+
+_INHERITED = object()  # the withheld method was inherited: delete the stand-in afterwards
+
+
+def _put(holder, key: str, value) -> None:
+    if isinstance(holder, dict):
+        holder[key] = value
+    elif value is _INHERITED:
+        delattr(holder, key)
+    else:
+        setattr(holder, key, value)

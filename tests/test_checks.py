@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib.checks import check_close, check_dtype, check_function, check_shape, check_true
+from course_lib.checks import (
+    check_close,
+    check_dtype,
+    check_function,
+    check_shape,
+    check_true,
+    withheld,
+)
 
 
 def message_of(call, *args, **kwargs) -> str:
@@ -99,3 +106,42 @@ def test_check_true():
     assert message_of(check_true, False, "x was modified", hint="clone it") == (
         "check: x was modified\nHint: clone it"
     )
+
+
+def test_withheld_makes_the_reference_raise_everywhere_and_restores_it():
+    import course_lib.optim as optim
+    from course_lib.autograd import Value
+    from course_lib.optim.adam import Adam, AdamW, adam_update_
+
+    namespace = {"imported": adam_update_, "other": len}
+    tanh = Value.tanh
+    with withheld(
+        "course_lib.optim.adam.adam_update_",
+        "course_lib.autograd.Value.tanh",
+        "course_lib.optim.adam.AdamW.step",  # inherited from Adam
+        namespace=namespace,
+    ):
+        for call in (
+            lambda: namespace["imported"](),
+            lambda: __import__("course_lib.optim.adam").optim.adam.adam_update_(),
+            lambda: Value(0.5).tanh(),
+            lambda: AdamW([torch.zeros(1, requires_grad=True)]).step(),
+        ):
+            with pytest.raises(RuntimeError, match="withheld while this answer is graded"):
+                call()
+        assert namespace["other"] is len
+        assert Adam.step is not AdamW.step  # only the named class loses its method
+    assert namespace["imported"] is adam_update_ and Value.tanh is tanh
+    assert "step" not in vars(AdamW) and optim.AdamW is AdamW
+    assert Value(0.5).tanh().data == pytest.approx(np.tanh(0.5))
+
+
+def test_withheld_restores_after_an_error_and_rejects_a_module_path():
+    from course_lib import schedules
+
+    original = schedules.warmup_cosine
+    with pytest.raises(ZeroDivisionError), withheld("course_lib.schedules.warmup_cosine"):
+        schedules.constant(1 // 0, lr=1.0)
+    assert schedules.warmup_cosine is original
+    with pytest.raises(ValueError, match="not a dotted path"), withheld("course_lib"):
+        pass

@@ -424,7 +424,7 @@ def test_release_leaks_no_solution_hidden_test_or_output():
     assert any(c.get("outputs") for c in source.cells)  # the source is committed executed
     grade_ids = [c.metadata.nbgrader["grade_id"] for c in source.cells]
     assert grade_ids == [c.metadata.nbgrader["grade_id"] for c in exercise.cells]
-    assert sum(c.metadata.nbgrader.get("points", 0) for c in exercise.cells) == 7
+    assert sum(c.metadata.nbgrader.get("points", 0) for c in exercise.cells) == 9
     for cell in exercise.cells:
         if cell.metadata.nbgrader["grade"]:
             assert cell.metadata["editable"] is False and cell.metadata["deletable"] is False
@@ -476,7 +476,7 @@ def test_validate_passes_on_a_good_set_and_fails_on_broken_ones(tmp_path, capsys
 
 def test_validate_ch01(capsys):
     assert main(["--root", str(ROOT), "validate", "ch01"]) == 0
-    assert "ch01: solution 7/7 points (4/4 test cells pass)" in capsys.readouterr().out
+    assert "ch01: solution 9/9 points (5/5 test cells pass)" in capsys.readouterr().out
 
 
 def test_grade_class_never_imports_student_code_here(tmp_path):
@@ -484,3 +484,70 @@ def test_grade_class_never_imports_student_code_here(tmp_path):
     (tmp_path / "empty").mkdir()
     assert grade_class(SOURCE, "ch01", tmp_path / "empty") == []
     assert list((tmp_path / "empty").iterdir()) == []
+
+
+# Answers that only call the course's own implementation: each computes the right numbers
+# (checked below, outside the grader) but must score 0, because the hidden tests withhold the
+# course_lib function it re-implements (course_lib.checks.withheld).
+CALLS_THE_REFERENCE = {
+    "q1_answer": """
+from course_lib.schedules import warmup_cosine as course_warmup_cosine
+
+
+def warmup_cosine(step, warmup_steps, total_steps, peak_lr, min_lr=0.0):
+    return course_warmup_cosine(
+        step, warmup_steps=warmup_steps, total_steps=total_steps, peak_lr=peak_lr, min_lr=min_lr
+    )
+""",
+    "q3_answer": """
+import torch
+from course_lib.optim import Adam
+
+
+def adam_first_step(grad, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+    param = torch.zeros_like(grad, requires_grad=True)
+    param.grad = grad.clone()
+    Adam([param], lr=lr, betas=betas, eps=eps).step()
+    return param.detach()
+""",
+}
+
+
+def test_an_answer_that_calls_the_reference_scores_zero(tmp_path):
+    import torch
+
+    from course_lib.schedules import warmup_cosine
+
+    namespace = {}
+    for source in CALLS_THE_REFERENCE.values():
+        exec(source, namespace)
+    expected = warmup_cosine(7, warmup_steps=5, total_steps=20, peak_lr=1.0, min_lr=0.1)
+    assert namespace["warmup_cosine"](7, 5, 20, 1.0, 0.1) == expected
+    step = namespace["adam_first_step"](torch.tensor([1e-3, -1e3]), lr=0.01)
+    assert torch.allclose(step, torch.tensor([-0.01, 0.01]), rtol=1e-4)
+
+    source = ROOT / "solutions" / "ch10" / "ch10.ipynb"
+    good = solution_answers(source)
+    submissions = tmp_path / "submissions"
+    write(submissions / "honest", "ch10.ipynb", student_notebook(source, good))
+    write(
+        submissions / "caller",
+        "ch10.ipynb",
+        student_notebook(source, {**good, **CALLS_THE_REFERENCE}),
+    )
+    out = tmp_path / "grades.csv"
+    arguments = ["--root", str(ROOT), "grade", "ch10", "--submissions", str(submissions)]
+    assert main([*arguments, "--out", str(out), "--timeout", "60"]) == 0
+    with out.open() as file:
+        rows = {row["student"]: row for row in csv.DictReader(file)}
+    points = {"q1_tests": 3, "q2_tests": 2, "q3_tests": 2, "q4_tests": 2}
+    assert {test: float(rows["honest"][test]) for test in points} == points
+    assert {test: float(rows["caller"][test]) for test in points} == {
+        **points,
+        "q1_tests": 0,
+        "q3_tests": 0,
+    }
+    assert (
+        "withheld while this answer is graded"
+        in (tmp_path / "feedback" / "caller.html").read_text()
+    )
