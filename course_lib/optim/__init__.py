@@ -8,6 +8,7 @@ from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .lbfgs import LBFGS
 from .lion import Lion
+from .muon import Muon, newton_schulz_
 from .newton import Newton
 from .rmsprop import RMSprop
 from .sgd import SGD
@@ -15,3 +16,4 @@ from .shampoo import Shampoo
 
 __all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adafactor", "Lion"]
 __all__ += ["Newton", "LBFGS", "Shampoo"]
+__all__ += ["Muon", "newton_schulz_"]
