@@ -13,7 +13,8 @@ from .newton import Newton
 from .rmsprop import RMSprop
 from .sgd import SGD
 from .shampoo import Shampoo
+from .soap import SOAP
 
 __all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adafactor", "Lion"]
 __all__ += ["Newton", "LBFGS", "Shampoo"]
-__all__ += ["Muon", "newton_schulz_"]
+__all__ += ["Muon", "newton_schulz_", "SOAP"]
