@@ -24,10 +24,29 @@ recomputed at steps 1, 1 + f, 1 + 2f, ... and reused in between (the statistics 
 updated at every step). ``momentum`` (beta) is heavy-ball momentum on the preconditioned
 gradient: :math:`m \gets \beta m + \tilde G`, :math:`W \gets W - \eta m` (beta = 0: none).
 A 0-dimensional parameter is treated as a vector of length 1.
+
+What made Shampoo win in practice (Anil et al. 2020; Shi et al. 2023), as keyword options:
+
+- ``graft="sgd"`` or ``"adam"``: *grafting*. Shampoo gives the direction, a simpler
+  optimizer the step length, per parameter: :math:`D = \tilde G \, \|A\|_F / \|\tilde G\|_F`
+  with :math:`A = G` (SGD) or :math:`A = G / (\sqrt{v / (1 - \beta^t)} + \epsilon_g)`,
+  :math:`v \gets \beta v + (1 - \beta) G^2` (Adam's second moment only: momentum is applied
+  afterwards, to :math:`D`, as in Shi et al.). The learning rate of the grafted optimizer
+  then carries over.
+- ``beta2 < 1``: the statistics become moving averages,
+  :math:`H_i \gets \beta_2 H_i + (1 - \beta_2) G_{(i)} G_{(i)}^\top` (1: the sum above).
+- ``epsilon_at_root=True``: the statistics start at 0 and epsilon is added where the root
+  is taken, :math:`(H_i + \epsilon I)^{-1/p}`, as in Shi et al.; by default (Gupta et al.)
+  :math:`\epsilon I` is the statistic's starting value, which a moving average forgets.
+- ``exponent_override=p``: every statistic to the power :math:`-1/p` instead of
+  :math:`-1/(2k)` (Shi et al. expose the root as a hyperparameter; with grafting the
+  overall scale no longer depends on it).
 """
 
 import torch
 from torch.optim import Optimizer
+
+from .transforms import bias_correction, ema_, ema_of_squares_
 
 
 def inverse_root(matrix: torch.Tensor, p: int, floor: float = 0.0) -> torch.Tensor:
@@ -51,34 +70,102 @@ def mode_product(tensor: torch.Tensor, matrix: torch.Tensor, mode: int) -> torch
     return product.movedim(0, mode)
 
 
+def graft_(direction, grad, graft, graft_exp_avg_sq, *, step, graft_beta2, graft_eps):
+    """``direction`` rescaled in place to the Frobenius norm of SGD's or Adam's step."""
+    if graft == "sgd":
+        target_norm = grad.norm()
+    else:
+        ema_of_squares_(graft_exp_avg_sq, grad, graft_beta2)
+        v_hat = graft_exp_avg_sq / bias_correction(graft_beta2, step)
+        target_norm = (grad / (v_hat.sqrt() + graft_eps)).norm()
+    norm = direction.norm()
+    return direction.mul_(target_norm / norm) if norm > 0 else direction
+
+
 def shampoo_update_(
-    param, grad, statistics, roots, momentum_buffer, *, step, lr, momentum, epsilon, update_freq
+    param,
+    grad,
+    statistics,
+    roots,
+    momentum_buffer,
+    graft_exp_avg_sq=None,
+    *,
+    step,
+    lr,
+    momentum,
+    epsilon,
+    update_freq,
+    beta2=1.0,
+    epsilon_at_root=False,
+    exponent_override=None,
+    graft=None,
+    graft_beta2=0.999,
+    graft_eps=1e-8,
 ):
-    """One Shampoo step on ``param`` (statistics, roots and buffer updated in place)."""
+    """One Shampoo step on ``param`` (statistics, roots and buffers updated in place)."""
     order = grad.dim()
+    p = exponent_override or 2 * order
     for mode, statistic in enumerate(statistics):
         g = unfold(grad, mode)
-        statistic.add_(g @ g.T)
+        if beta2 == 1:
+            statistic.add_(g @ g.T)
+        else:
+            ema_(statistic, g @ g.T, beta2)
         if (step - 1) % update_freq == 0:
-            roots[mode].copy_(inverse_root(statistic, 2 * order, floor=epsilon))
+            if epsilon_at_root:
+                eye = torch.eye(len(statistic), dtype=statistic.dtype, device=statistic.device)
+                roots[mode].copy_(inverse_root(statistic + epsilon * eye, p))
+            else:
+                # eigenvalues of epsilon*I + (decayed) G G^T are >= epsilon * beta2^t
+                roots[mode].copy_(inverse_root(statistic, p, floor=epsilon * beta2**step))
     direction = grad
     for mode, root in enumerate(roots):
         direction = mode_product(direction, root, mode)
+    if graft is not None:
+        direction = graft_(
+            direction,
+            grad,
+            graft,
+            graft_exp_avg_sq,
+            step=step,
+            graft_beta2=graft_beta2,
+            graft_eps=graft_eps,
+        )
     if momentum != 0:
         momentum_buffer.mul_(momentum).add_(direction)
         direction = momentum_buffer
     param.add_(direction, alpha=-lr)
 
 
+SHAMPOO_OPTIONS = ("lr", "momentum", "epsilon", "update_freq", "beta2", "epsilon_at_root")
+SHAMPOO_OPTIONS += ("exponent_override", "graft", "graft_beta2", "graft_eps")
+
+
 class Shampoo(Optimizer):
-    """Shampoo(params, lr=1e-1, momentum=0.0, epsilon=1e-4, update_freq=1).
+    """Shampoo(params, lr=1e-1, momentum=0.0, epsilon=1e-4, update_freq=1, *, beta2=1.0,
+    epsilon_at_root=False, exponent_override=None, graft=None, graft_beta2=0.999,
+    graft_eps=1e-8).
 
     State per parameter: ``step``, ``statistics`` (one d_i x d_i matrix per dimension),
-    ``roots`` (their -1/(2k) powers, as last computed) and, if momentum > 0,
-    ``momentum_buffer``.
+    ``roots`` (their -1/p powers, as last computed), ``momentum_buffer`` if momentum > 0
+    and ``graft_exp_avg_sq`` with Adam grafting.
     """
 
-    def __init__(self, params, lr=1e-1, momentum=0.0, epsilon=1e-4, update_freq=1):
+    def __init__(
+        self,
+        params,
+        lr=1e-1,
+        momentum=0.0,
+        epsilon=1e-4,
+        update_freq=1,
+        *,
+        beta2=1.0,
+        epsilon_at_root=False,
+        exponent_override=None,
+        graft=None,
+        graft_beta2=0.999,
+        graft_eps=1e-8,
+    ):
         if not lr >= 0.0:
             raise ValueError(f"lr must be >= 0, got {lr!r}")
         if not 0.0 <= momentum < 1.0:
@@ -87,7 +174,32 @@ class Shampoo(Optimizer):
             raise ValueError(f"epsilon must be > 0, got {epsilon!r}")
         if isinstance(update_freq, bool) or not isinstance(update_freq, int) or update_freq < 1:
             raise ValueError(f"update_freq must be an integer >= 1, got {update_freq!r}")
-        defaults = dict(lr=lr, momentum=momentum, epsilon=epsilon, update_freq=update_freq)
+        if not 0.0 < beta2 <= 1.0:
+            raise ValueError(f"beta2 must be in (0, 1], got {beta2!r}")
+        if exponent_override is not None and not (
+            isinstance(exponent_override, int) and exponent_override >= 1
+        ):
+            raise ValueError(
+                f"exponent_override must be an integer >= 1, got {exponent_override!r}"
+            )
+        if graft not in (None, "sgd", "adam"):
+            raise ValueError(f"graft must be None, 'sgd' or 'adam', got {graft!r}")
+        if not 0.0 <= graft_beta2 < 1.0:
+            raise ValueError(f"graft_beta2 must be in [0, 1), got {graft_beta2!r}")
+        if not graft_eps >= 0.0:
+            raise ValueError(f"graft_eps must be >= 0, got {graft_eps!r}")
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            epsilon=epsilon,
+            update_freq=update_freq,
+            beta2=beta2,
+            epsilon_at_root=epsilon_at_root,
+            exponent_override=exponent_override,
+            graft=graft,
+            graft_beta2=graft_beta2,
+            graft_eps=graft_eps,
+        )
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -106,14 +218,16 @@ class Shampoo(Optimizer):
                 grad = p.grad if p.dim() > 0 else p.grad.view(1)
                 state = self.state[p]
                 if not state:
+                    start = 0.0 if group["epsilon_at_root"] else group["epsilon"]
                     state["step"] = 0
                     state["statistics"] = [
-                        group["epsilon"] * torch.eye(d, dtype=p.dtype, device=p.device)
-                        for d in param.shape
+                        start * torch.eye(d, dtype=p.dtype, device=p.device) for d in param.shape
                     ]
                     state["roots"] = [torch.zeros_like(s) for s in state["statistics"]]
                     if group["momentum"] != 0:
                         state["momentum_buffer"] = torch.zeros_like(param)
+                    if group["graft"] == "adam":
+                        state["graft_exp_avg_sq"] = torch.zeros_like(param)
                 state["step"] += 1
                 shampoo_update_(
                     param,
@@ -121,10 +235,8 @@ class Shampoo(Optimizer):
                     state["statistics"],
                     state["roots"],
                     state.get("momentum_buffer"),
+                    state.get("graft_exp_avg_sq"),
                     step=state["step"],
-                    lr=group["lr"],
-                    momentum=group["momentum"],
-                    epsilon=group["epsilon"],
-                    update_freq=group["update_freq"],
+                    **{name: group[name] for name in SHAMPOO_OPTIONS},
                 )
         return loss
