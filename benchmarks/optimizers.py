@@ -150,6 +150,47 @@ def state_memory(model):
     )
 
 
+def matrix_aware(device, rounds):
+    """Muon vs torch.optim.Muon; Muon, SOAP, Shampoo (+ Adam grafting) vs AdamW: step time
+    and state bytes, on weight matrices only (Muon accepts nothing else)."""
+    shapes = [(256, 256), (256, 1024), (1024, 256)]
+    gen = torch.Generator().manual_seed(0)
+    grads = [torch.randn(s, generator=gen).to(device) for s in shapes]
+
+    def params():
+        ps = [torch.zeros(s, device=device, requires_grad=True) for s in shapes]
+        for p, g in zip(ps, grads, strict=True):
+            p.grad = g.clone()
+        return ps
+
+    print(
+        f"\nMatrix-aware, weights {shapes}, {rounds} rounds (SOAP, Shampoo: roots every 10 steps)"
+    )
+    optimizers = {
+        "AdamW": co.AdamW(params()),
+        "Muon": co.Muon(params()),
+        "torch Muon": torch.optim.Muon(params()),
+        "SOAP": co.SOAP(params()),
+        "Shampoo+graft": co.Shampoo(params(), graft="adam", update_freq=10),
+    }
+    times = dict(
+        zip(optimizers, step_times(list(optimizers.values()), rounds, device), strict=True)
+    )
+    print(f"Muon / torch.optim.Muon step time = {ratio(times['Muon'], times['torch Muon']):.2f}")
+    adamw_bytes = optimizer_state_bytes(optimizers["AdamW"])
+    for name in ("Muon", "SOAP", "Shampoo+graft"):
+        print(
+            f"{name:14s} {statistics.median(times[name]) * 1e3:8.2f} ms/step,"
+            f" / AdamW = {ratio(times[name], times['AdamW']):5.2f};"
+            f" state {optimizer_state_bytes(optimizers[name]) / 2**20:6.2f} MiB,"
+            f" / AdamW = {optimizer_state_bytes(optimizers[name]) / adamw_bytes:.2f}"
+        )
+    print(
+        f"{'AdamW':14s} {statistics.median(times['AdamW']) * 1e3:8.2f} ms/step,"
+        f" state {adamw_bytes / 2**20:6.2f} MiB"
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
@@ -161,6 +202,7 @@ def main():
     benchmark("MLP", mlp(device), rounds=5 if args.quick else 21, device=device)
     benchmark("Many small tensors", many_small(device), 21 if args.quick else 101, device)
     state_memory(mlp(device))
+    matrix_aware(device, rounds=5 if args.quick else 15)
 
 
 if __name__ == "__main__":

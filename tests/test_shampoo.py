@@ -168,3 +168,109 @@ def test_state_follows_parameter_dtype_and_scalars_work():
 def test_bad_arguments_raise_value_error_naming_them(kwargs, name):
     with pytest.raises(ValueError, match=name):
         Shampoo([torch.zeros(2, requires_grad=True)], **kwargs)
+
+
+def reference_run_shi(problem, steps, lr, momentum, epsilon, beta2, at_root, p, graft):
+    """Shampoo with Shi et al. 2023's options, written out: EMA statistics, epsilon at the
+    root or as the starting value, root -1/p, SGD or Adam (second moment only) grafting."""
+    graft_beta2, graft_eps = 0.99, 1e-8
+    trajectories = {}
+    for name, (W, target, a) in problem.items():
+        W = W.copy()
+        statistics = [(0.0 if at_root else epsilon) * np.eye(d) for d in W.shape]
+        buffer, v = np.zeros_like(W), np.zeros_like(W)
+        path = []
+        for t in range(1, steps + 1):
+            G = gradient(W, target, a)
+            roots = []
+            for i in range(G.ndim):
+                unfolded = np.moveaxis(G, i, 0).reshape(G.shape[i], -1)
+                weight = 1.0 if beta2 == 1 else 1 - beta2  # beta2 = 1: the plain sum
+                statistics[i] = beta2 * statistics[i] + weight * unfolded @ unfolded.T
+                H = (
+                    statistics[i] + epsilon * np.eye(len(statistics[i]))
+                    if at_root
+                    else statistics[i]
+                )
+                roots.append(matrix_power(H, -1.0 / (p or 2 * G.ndim)))
+            D = G
+            for i, root in enumerate(roots):
+                D = np.moveaxis(np.tensordot(root, D, axes=([1], [i])), 0, i)
+            if graft == "sgd":
+                D = D * np.linalg.norm(G) / np.linalg.norm(D)
+            elif graft == "adam":
+                v = graft_beta2 * v + (1 - graft_beta2) * G**2
+                adam = G / (np.sqrt(v / (1 - graft_beta2**t)) + graft_eps)
+                D = D * np.linalg.norm(adam) / np.linalg.norm(D)
+            buffer = momentum * buffer + D
+            W = W - lr * buffer
+            path.append(W)
+        trajectories[name] = path
+    return trajectories
+
+
+@pytest.mark.parametrize(
+    "beta2,at_root,p,graft",
+    [
+        (0.9, True, None, None),
+        (0.9, False, None, None),
+        (1.0, True, 2, None),
+        (1.0, False, None, "sgd"),
+        (0.95, True, 2, "adam"),
+        (0.99, True, None, "adam"),
+    ],
+)
+def test_shi_et_al_options_match_float64_reference(beta2, at_root, p, graft):
+    problem = make_problem(2)
+    lr, momentum, epsilon = 0.02, 0.5, 1e-2
+    expected = reference_run_shi(problem, 30, lr, momentum, epsilon, beta2, at_root, p, graft)
+    params = torch_params(problem)
+    opt = Shampoo(
+        list(params.values()),
+        lr=lr,
+        momentum=momentum,
+        epsilon=epsilon,
+        beta2=beta2,
+        epsilon_at_root=at_root,
+        exponent_override=p,
+        graft=graft,
+        graft_beta2=0.99,
+    )
+    for step in range(30):
+        opt.zero_grad()
+        loss_of(params, problem).backward()
+        opt.step()
+        for name, param in params.items():
+            np.testing.assert_allclose(
+                param.detach().numpy(), expected[name][step], rtol=1e-10, atol=1e-11, err_msg=name
+            )  # atol: statistics near epsilon = 1e-2 make the roots amplify rounding
+
+
+def test_grafting_takes_the_step_length_of_sgd_and_the_direction_of_shampoo():
+    W = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    G = torch.randn(5, 3, dtype=torch.float64)
+    steps = {}
+    for graft in (None, "sgd"):
+        w = W.detach().clone().requires_grad_()
+        w.grad = G.clone()
+        Shampoo([w], lr=1.0, graft=graft).step()
+        steps[graft] = W.detach() - w.detach()
+    torch.testing.assert_close(steps["sgd"].norm(), G.norm(), rtol=1e-12, atol=0)
+    cosine = (steps["sgd"] * steps[None]).sum() / (steps["sgd"].norm() * steps[None].norm())
+    torch.testing.assert_close(cosine, torch.tensor(1.0, dtype=torch.float64), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs,name",
+    [
+        (dict(beta2=0.0), "beta2"),
+        (dict(beta2=1.5), "beta2"),
+        (dict(exponent_override=0), "exponent_override"),
+        (dict(graft="adagrad"), "graft"),
+        (dict(graft_beta2=1.0), "graft_beta2"),
+        (dict(graft_eps=-1.0), "graft_eps"),
+    ],
+)
+def test_bad_new_arguments_raise_value_error_naming_them(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        Shampoo([torch.zeros(2, requires_grad=True)], **kwargs)

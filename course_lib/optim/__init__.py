@@ -8,6 +8,7 @@ from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .lbfgs import LBFGS
 from .lion import Lion
+from .muon import Muon, newton_schulz_
 from .nadam import NAdam
 from .newton import Newton
 from .radam import RAdam
@@ -15,8 +16,10 @@ from .rmsprop import RMSprop
 from .schedulefree import AdamWScheduleFree
 from .sgd import SGD
 from .shampoo import Shampoo
+from .soap import SOAP
 
 __all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adafactor", "Lion"]
 __all__ += ["Newton", "LBFGS", "Shampoo"]
 __all__ += ["RAdam", "NAdam"]
 __all__ += ["AdamWScheduleFree"]
+__all__ += ["Muon", "newton_schulz_", "SOAP"]

@@ -93,7 +93,8 @@ class CourseOptimizer(Optimizer):
                     raise ValueError("sparse gradients and complex parameters are not supported")
                 state["step"] = 0
                 state.update(self.init_state(p, group))
-            step = state["step"] = int(state["step"]) + 1  # torch.optim saves a tensor
+            # torch.optim saves the step as a tensor; torch.optim.Muon saves none
+            step = state["step"] = int(state.get("step", 0)) + 1
             if maximize:
                 grad = -grad
             if not foreach:
