@@ -8,10 +8,13 @@ from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .lbfgs import LBFGS
 from .lion import Lion
+from .muon import Muon, newton_schulz_
 from .newton import Newton
 from .rmsprop import RMSprop
 from .sgd import SGD
 from .shampoo import Shampoo
+from .soap import SOAP
 
 __all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adafactor", "Lion"]
 __all__ += ["Newton", "LBFGS", "Shampoo"]
+__all__ += ["Muon", "newton_schulz_", "SOAP"]

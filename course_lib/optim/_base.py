@@ -89,7 +89,8 @@ class CourseOptimizer(Optimizer):
                     raise ValueError("sparse gradients and complex parameters are not supported")
                 state["step"] = 0
                 state.update(self.init_state(p, group))
-            step = state["step"] = state["step"] + 1
+            # a state loaded from torch.optim.Muon has no step count: it starts at 0
+            step = state["step"] = state.get("step", 0) + 1
             if maximize:
                 grad = -grad
             if not foreach:
