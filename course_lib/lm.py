@@ -46,8 +46,6 @@ from torch import nn
 import course_lib.optim as co
 from course_lib.schedules import warmup_cosine
 
-# torch's Muon until course_lib.optim.Muon (chapter 9) lands: the same signature and numerics
-Muon = torch.optim.Muon
 
 ALPHABET = "abcdefghijklmnop"
 
@@ -300,7 +298,7 @@ def make_optimizers(name: str, model: nn.Module, lr: float) -> list:
     if name == "Muon":
         matrices, others = matrix_parameters(model)
         return [
-            Muon(matrices, lr=lr, weight_decay=0.1, adjust_lr_fn="match_rms_adamw"),
+            co.Muon(matrices, lr=lr, weight_decay=0.1, adjust_lr_fn="match_rms_adamw"),
             co.AdamW(others, lr=lr, betas=(0.9, 0.95), weight_decay=0.1),
         ]
     raise ValueError(f"name must be one of {OPTIMIZERS}, got {name!r}")
