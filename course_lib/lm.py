@@ -370,7 +370,7 @@ def train_lm(
     batch_size: int = 32,
     warmup_steps: int = 0,
     eval_every: int = 50,
-    eval_windows: int | None = 64,
+    eval_windows: int | None = 32,
     seed: int = 0,
 ) -> LMHistory:
     """Train with a linear warmup + cosine decay of every group's lr to 0 at ``steps``.
@@ -378,9 +378,9 @@ def train_lm(
     ``optimizers`` is one optimizer or a list (Muon on the matrices + AdamW on the rest);
     each group's lr at construction is its peak. Batches of ``batch_size`` random windows
     come from a generator seeded by ``seed``, identical in every process; under DDP each
-    process trains on its share of every batch. The validation loss (``eval_windows``
-    windows of ``corpus.val``) is logged every ``eval_every`` steps and at the end; the
-    evaluation time is not counted in ``seconds``."""
+    process trains on its share of every batch. The validation loss is logged every
+    ``eval_every`` steps on the first ``eval_windows`` windows of ``corpus.val``, and at the
+    end on all of it; the evaluation time is not counted in ``seconds``."""
     optimizers = optimizers if isinstance(optimizers, (list, tuple)) else [optimizers]
     groups = [g for opt in optimizers for g in opt.param_groups]
     for g in groups:
@@ -395,7 +395,8 @@ def train_lm(
             history.step.append(step)
             history.tokens.append(step * batch_size * seq_len)
             history.seconds.append(seconds)
-            history.val_loss.append(evaluate(model, corpus.val, seq_len, eval_windows))
+            last = step == steps  # the final loss, used to choose hyperparameters: all of val
+            history.val_loss.append(evaluate(model, corpus.val, seq_len, None if last else eval_windows))
             model.train()
         if step == steps:
             return history
