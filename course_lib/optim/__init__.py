@@ -12,6 +12,7 @@ from .nadam import NAdam
 from .newton import Newton
 from .radam import RAdam
 from .rmsprop import RMSprop
+from .sam import SAM
 from .schedulefree import AdamWScheduleFree
 from .sgd import SGD
 from .shampoo import Shampoo
@@ -20,3 +21,4 @@ __all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adafactor", "Lion"]
 __all__ += ["Newton", "LBFGS", "Shampoo"]
 __all__ += ["RAdam", "NAdam"]
 __all__ += ["AdamWScheduleFree"]
+__all__ += ["SAM"]
