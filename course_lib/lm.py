@@ -46,7 +46,6 @@ from torch import nn
 import course_lib.optim as co
 from course_lib.schedules import warmup_cosine
 
-
 ALPHABET = "abcdefghijklmnop"
 
 
@@ -396,7 +395,9 @@ def train_lm(
             history.tokens.append(step * batch_size * seq_len)
             history.seconds.append(seconds)
             last = step == steps  # the final loss, used to choose hyperparameters: all of val
-            history.val_loss.append(evaluate(model, corpus.val, seq_len, None if last else eval_windows))
+            history.val_loss.append(
+                evaluate(model, corpus.val, seq_len, None if last else eval_windows)
+            )
             model.train()
         if step == steps:
             return history

@@ -13,6 +13,7 @@ from .nadam import NAdam
 from .newton import Newton
 from .radam import RAdam
 from .rmsprop import RMSprop
+from .sam import SAM
 from .schedulefree import AdamWScheduleFree
 from .sgd import SGD
 from .shampoo import Shampoo
@@ -23,3 +24,4 @@ __all__ += ["Newton", "LBFGS", "Shampoo"]
 __all__ += ["RAdam", "NAdam"]
 __all__ += ["AdamWScheduleFree"]
 __all__ += ["Muon", "newton_schulz_", "SOAP"]
+__all__ += ["SAM"]
