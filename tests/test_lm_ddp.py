@@ -3,8 +3,9 @@
 The test starts ``torchrun --standalone --nproc_per_node=2`` (gloo on this CPU) on
 tests/lm_ddp_worker.py: each process trains on half of every batch and DDP averages the
 gradients, so the parameters must equal one process training on the full batches, up to
-float64 reduction order (the worker trains in float64). torchrun starts fresh interpreters (no fork of this process and
-its thread pools); the run is bounded by a timeout generous enough for a busy machine.
+float64 reduction order (the worker trains in float64). torchrun starts fresh interpreters
+(no fork of this process and its thread pools); the run is bounded by a timeout generous
+enough for a busy machine.
 """
 
 import os

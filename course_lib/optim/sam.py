@@ -20,7 +20,7 @@ paper); SAM costs two forward-backward passes per step instead of one.
 import torch
 from torch.optim import Optimizer
 
-from ._base import check_nonnegative
+from course_lib import _args
 
 
 class SAM(Optimizer):
@@ -35,7 +35,7 @@ class SAM(Optimizer):
     """
 
     def __init__(self, params, base_optimizer, rho=0.05, **kwargs):
-        check_nonnegative("rho", rho)
+        _args.nonnegative("rho", rho)
         super().__init__(params, dict(rho=rho, **kwargs))
         self.base_optimizer = base_optimizer(self.param_groups, **kwargs)
         # share the groups, so that lr changes (schedulers) reach the base optimizer
