@@ -2,6 +2,9 @@
 
     python benchmarks/notebook_stalls.py --runs 20 --timeout 120 notebooks/04_sgd_momentum.ipynb
 
+``--no-hog`` skips the busy-loop process, for a machine that other work already loads; the
+load average is printed with every run either way.
+
 Each run executes the notebook twice, once with nbclient's own kernel client and once with
 the short-poll client of scripts/execute_notebooks.py, interleaved so both see the same load.
 
@@ -15,6 +18,7 @@ that a lost or late message shows up as the difference. Nothing is written back.
 import argparse
 import copy
 import multiprocessing
+import os
 import sys
 import time
 from datetime import datetime
@@ -71,10 +75,13 @@ def main():
     parser.add_argument("notebooks", nargs="+", type=Path)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--timeout", type=int, default=120)
+    parser.add_argument("--no-hog", action="store_true", help="the machine is loaded already")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)
     stop = multiprocessing.Event()
     hog = multiprocessing.Process(target=busy, args=(stop,), daemon=True)
-    hog.start()
+    if not args.no_hog:
+        hog.start()
     try:
         originals = {path: nbformat.read(path, as_version=4) for path in args.notebooks}
         stalled = {(path, name): 0 for path in args.notebooks for name in CLIENTS}
@@ -83,14 +90,16 @@ def main():
                 for name, client_class in CLIENTS.items():
                     total, stalls = execute_once(original, path, args.timeout, client_class)
                     stalled[path, name] += bool(stalls)
-                    print(f"{path.name} run {run + 1} {name}: {total:.1f} s", flush=True)
+                    load = os.getloadavg()[0]
+                    print(f"{path.name} run {run + 1} {name}: {total:.1f} s, load {load:.1f}")
                     for index, kernel, client in stalls:
                         print(f"  STALL cell {index}: kernel {kernel:.1f} s, client {client:.1f} s")
         for (path, name), count in stalled.items():
-            print(f"{path.name} {name}: {count} stalled run(s) in {args.runs}", flush=True)
+            print(f"{path.name} {name}: {count} stalled run(s) in {args.runs}")
     finally:
         stop.set()
-        hog.join()
+        if hog.is_alive():
+            hog.join()
 
 
 if __name__ == "__main__":
