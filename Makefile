@@ -5,7 +5,7 @@
 VENV := .venv/bin
 PYTEST_FLAGS := --nbval-lax --nbval-cell-timeout=180 --nbval-sanitize-with tests/nbval_sanitize.cfg
 # one pytest worker per core; each file (a notebook's cells, a module's fixtures) stays on one
-PYTEST_FLAGS += -n auto --dist loadfile
+PYTEST_FLAGS += -n auto --dist loadfile --durations=20
 
 .PHONY: site test lab setup setup-browser notebooks release clean
 
