@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib import _args
+from course_lib.models import mlp
 from course_lib.optim import Adam
 
 METHODS = ("uniform", "independent", "joint")
@@ -140,10 +141,8 @@ class TwoTower(nn.Module):
         for name, value in (("in_features", in_features), ("hidden", hidden), ("dim", dim)):
             _args.integer(name, value, minimum=1)
         _args.positive("temperature", temperature)
-        self.top = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, dim))
-        self.bottom = nn.Sequential(
-            nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, dim)
-        )
+        self.top = mlp(hidden, 1, inputs=in_features, outputs=dim, seed=None)
+        self.bottom = mlp(hidden, 1, inputs=in_features, outputs=dim, seed=None)
         self.log_temperature = nn.Parameter(torch.tensor(math.log(temperature)))
         self.bias = nn.Parameter(torch.tensor(float(bias)))
 
@@ -152,6 +151,12 @@ class TwoTower(nn.Module):
         u = F.normalize(self.top(top), dim=-1)
         v = F.normalize(self.bottom(bottom), dim=-1)
         return self.log_temperature.exp() * u @ v.T + self.bias
+
+    def own_logits(self, top: torch.Tensor, bottom: torch.Tensor) -> torch.Tensor:
+        """The diagonal of :meth:`logits` alone: each top half with its own bottom half."""
+        u = F.normalize(self.top(top), dim=-1)
+        v = F.normalize(self.bottom(bottom), dim=-1)
+        return self.log_temperature.exp() * (u * v).sum(-1) + self.bias
 
     def forward_flops(self, n: int) -> int:
         """FLOPs of one forward pass on n pairs: 2 per multiply-add in the towers' linear
@@ -166,8 +171,9 @@ class TwoTower(nn.Module):
 def pairwise_sigmoid_losses(logits: torch.Tensor) -> torch.Tensor:
     r""":math:`a_{ij} = -\log\sigma(z_{ij}\ell_{ij})` with :math:`z = 2I - 1`: the loss of every
     pair; the diagonal holds the true pairs, the rest the negatives."""
-    z = 2 * torch.eye(len(logits), dtype=logits.dtype, device=logits.device) - 1
-    return -F.logsigmoid(z * logits)
+    losses = F.softplus(logits)  # -log sigma(-l), the negatives' loss
+    losses.diagonal().sub_(logits.diagonal())  # -log sigma(l) = softplus(l) - l on the diagonal
+    return losses
 
 
 def sigmoid_contrastive_loss(logits: torch.Tensor) -> torch.Tensor:
@@ -217,6 +223,17 @@ def independent_scores(pair_scores: torch.Tensor) -> torch.Tensor:
     of one, :math:`\Delta(k \mid \emptyset) = D_{kk}` (for the sigmoid loss, its own true
     pair), blind to the examples it will be batched with."""
     return pair_scores.diagonal().clone()
+
+
+def batch_interaction(pair_scores: torch.Tensor, indices: torch.Tensor) -> dict:
+    r"""Split a sub-batch's summed learnability :math:`\sum_{i,j\in S} D_{ij}` into what
+    independent scores see, the ``marginal`` :math:`\sum_{k\in S} D_{kk}`, and what only joint
+    scores see, the ``interaction`` :math:`\sum_{i\ne j\in S} D_{ij}` (each pair of
+    batch-mates as negatives of each other), both per example (divided by :math:`|S|`)."""
+    block = pair_scores[indices][:, indices]
+    marginal = block.diagonal().sum() / len(indices)
+    interaction = block.sum() / len(indices) - marginal
+    return dict(marginal=marginal.item(), interaction=interaction.item())
 
 
 def top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
@@ -309,11 +326,18 @@ def train_with_selection(
     Stops when the test retrieval accuracy reaches ``target`` (checked every
     ``eval_every`` steps) or after ``max_iterations``.
 
+    The frozen reference's pair losses on the whole pool are computed once ahead of training
+    (each :math:`a_{ij}` depends on its pair only, so a super-batch's are a sub-matrix), and
+    independent selection computes only the learner's own-pair losses :math:`a_{kk}`; the
+    cost counts below still charge a full forward pass of both models on every super-batch.
+
     Returns ``iterations`` (None if the target was not reached), FLOPs ``train_flops``,
     ``learner_scoring_flops``, ``reference_scoring_flops`` and ``selection_flops`` (training
-    step = 3 forward passes), ``seconds`` (wall time of the steps and scoring, evaluation
-    excluded), ``corrupted_share`` (share of corrupted pairs among those trained on), the
-    accuracy ``curve`` as (iteration, accuracy) pairs and the trained ``learner``."""
+    step = 3 forward passes), per-example forward passes ``train_passes`` (:math:`3b` a step)
+    and ``scoring_passes`` (:math:`2B` a selected step: learner and reference), ``seconds``
+    (wall time of the steps and scoring, evaluation excluded), ``corrupted_share`` (share of
+    corrupted pairs among those trained on), the accuracy ``curve`` as (iteration, accuracy)
+    pairs and the trained ``learner``."""
     _args.one_of("method", method, METHODS)
     _args.unit_interval("filter_ratio", filter_ratio)
     super_size = round(batch_size / (1 - filter_ratio))
@@ -327,6 +351,10 @@ def train_with_selection(
     flops = dict(
         train_flops=0, learner_scoring_flops=0, reference_scoring_flops=0, selection_flops=0
     )
+    passes = dict(train_passes=0, scoring_passes=0)
+    if method != "uniform":
+        with torch.no_grad():
+            reference_losses = pairwise_sigmoid_losses(reference.logits(top, bottom))
     seconds, n_corrupted, curve, reached = 0.0, 0, [], None
     for iteration in range(1, max_iterations + 1):
         start = time.perf_counter()
@@ -334,20 +362,29 @@ def train_with_selection(
             batch = torch.randperm(len(top), generator=generator)[:batch_size].to(top.device)
         else:
             candidates = torch.randperm(len(top), generator=generator)[:super_size].to(top.device)
-            scores = pairwise_learnability(learner, reference, top[candidates], bottom[candidates])
             flops["learner_scoring_flops"] += learner.forward_flops(super_size)
             flops["reference_scoring_flops"] += reference.forward_flops(super_size)
-            if method == "independent":
-                chosen = top_k(independent_scores(scores), batch_size)
-                flops["selection_flops"] += super_size
-            else:
-                chosen = joint_select(scores, batch_size, n_chunks, generator)
-                flops["selection_flops"] += 4 * super_size**2 * n_chunks
+            passes["scoring_passes"] += 2 * super_size
+            with torch.no_grad():
+                if method == "independent":
+                    own = -F.logsigmoid(learner.own_logits(top[candidates], bottom[candidates]))
+                    scores = learnability(own, reference_losses.diagonal()[candidates])
+                    chosen = top_k(scores, batch_size)
+                    flops["selection_flops"] += super_size
+                else:
+                    learner_losses = pairwise_sigmoid_losses(
+                        learner.logits(top[candidates], bottom[candidates])
+                    )
+                    block = reference_losses[candidates[:, None], candidates]
+                    scores = learnability(learner_losses, block)
+                    chosen = joint_select(scores, batch_size, n_chunks, generator)
+                    flops["selection_flops"] += 4 * super_size**2 * n_chunks
             batch = candidates[chosen]
         optimizer.zero_grad()
         sigmoid_contrastive_loss(learner.logits(top[batch], bottom[batch])).backward()
         optimizer.step()
         flops["train_flops"] += 3 * learner.forward_flops(batch_size)
+        passes["train_passes"] += 3 * batch_size
         seconds += time.perf_counter() - start
         n_corrupted += int(data.pool_corrupted[batch.cpu()].sum())
         if iteration % eval_every == 0:
@@ -367,6 +404,7 @@ def train_with_selection(
         corrupted_share=n_corrupted / (iteration * batch_size),
         curve=curve,
         **flops,
+        **passes,
     )
 
 
@@ -384,15 +422,21 @@ def compare_selection(
     methods=METHODS,
     reference_steps=300,
     device=None,
+    reference=None,
     **kwargs,
 ) -> list:
     """Run every method for every seed (data corruption, reference and learner all seeded
     by it) and return the list of run dicts of :func:`train_with_selection`, each with
-    ``reference_accuracy`` and ``reference_train_flops`` added."""
+    ``reference_accuracy`` and ``reference_train_flops`` added.
+
+    A ``reference`` model, if given, serves every seed instead (sound because the clean
+    reference split is the same for every seed; the spread over seeds then leaves out the
+    reference's own seed)."""
     runs = []
+    fixed_reference = reference
     for seed in seeds:
         data = digit_pairs(corrupted_share, seed=seed).to(device)
-        reference = train_reference(data, steps=reference_steps, seed=seed)
+        reference = fixed_reference or train_reference(data, steps=reference_steps, seed=seed)
         ref_accuracy = retrieval_accuracy(
             reference, data.test_top, data.test_bottom, data.test_labels
         )

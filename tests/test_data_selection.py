@@ -29,12 +29,16 @@ def _model(seed):
 
 def _batch_loss_sum(model, top, bottom):
     """Summed SigLIP loss of a batch, recomputed alone: BCE with targets 1 on the true pairs."""
+    logits = _batch_logits(model, top, bottom)
+    targets = torch.eye(len(top), dtype=torch.float64)
+    return F.binary_cross_entropy_with_logits(logits, targets, reduction="sum")
+
+
+def _batch_logits(model, top, bottom):
     u = model.top(top)
     v = model.bottom(bottom)
     u, v = u / u.norm(dim=1, keepdim=True), v / v.norm(dim=1, keepdim=True)
-    logits = torch.exp(model.log_temperature) * (u @ v.T) + model.bias
-    targets = torch.eye(len(top), dtype=torch.float64)
-    return F.binary_cross_entropy_with_logits(logits, targets, reduction="sum")
+    return torch.exp(model.log_temperature) * (u @ v.T) + model.bias
 
 
 def _learnability_sum(learner, reference, top, bottom, index):
@@ -71,6 +75,24 @@ def test_learnability_is_difference_of_independently_computed_losses(toy):
     torch.testing.assert_close(per_example, torch.tensor([2.5, -1.0]))
     with pytest.raises(ValueError, match="reference_loss"):
         ds.learnability(torch.zeros(3), torch.zeros(4))
+
+
+def test_batch_interaction_splits_brute_force_learnability(toy):
+    top, bottom, learner, reference, scores = toy
+    index = [0, 3, 4, 9, 11]
+    split = ds.batch_interaction(scores, torch.tensor(index))
+    joint = _learnability_sum(learner, reference, top, bottom, index).item()
+    alone = sum(_learnability_sum(learner, reference, top, bottom, [k]).item() for k in index)
+    assert split["marginal"] == pytest.approx(alone / len(index), rel=1e-10)
+    assert split["interaction"] == pytest.approx((joint - alone) / len(index), rel=1e-10)
+    assert abs(split["interaction"]) > 1e-3  # the toy's batch-mates do interact
+
+
+def test_own_logits_are_the_diagonal_of_the_logits(toy):
+    top, bottom, learner, _, _ = toy
+    with torch.no_grad():
+        own, full = learner.own_logits(top, bottom), _batch_logits(learner, top, bottom)
+    assert torch.allclose(own, full.diagonal(), rtol=0, atol=1e-12)
 
 
 def test_top_k_picks_the_k_largest():
@@ -216,6 +238,7 @@ def test_training_runs_are_reproducible_by_seed():
         == first["reference_scoring_flops"]
         == 30 * reference.forward_flops(160)
     )
+    assert first["train_passes"] == 30 * 3 * 32 and first["scoring_passes"] == 30 * 2 * 160
     with pytest.raises(ValueError, match="method"):
         ds.train_with_selection("best", data, reference)
     with pytest.raises(ValueError, match="filter_ratio"):
@@ -239,3 +262,28 @@ def test_iterations_to_target_and_summary_statistics():
     assert row["mflops"] == pytest.approx((1e6 + 3e6 + 2 * 13) / 2 / 1e6)
     assert row["mflops_cached_reference"] == pytest.approx((1e6 + 3e6 + 2 * 6) / 2 / 1e6)
     assert row["corrupted_share"] == pytest.approx(0.2)
+
+
+def test_cached_reference_scoring_selects_as_the_full_super_batch_scores():
+    """train_with_selection scores from the pool's cached reference losses (and, for independent
+    selection, the learner's own-pair losses only): its first batch must be the one that
+    scoring the super-batch from scratch with pairwise_learnability picks."""
+    data = ds.digit_pairs(corrupted_share=0.5, seed=2)
+    reference = ds.train_reference(data, steps=20, seed=2)
+    run = ds.train_with_selection(
+        "independent", data, reference, seed=5, max_iterations=1, target=1.1, eval_every=1
+    )
+    generator = torch.Generator().manual_seed(5)
+    candidates = torch.randperm(len(data.pool_top), generator=generator)[:160]
+    torch.manual_seed(5)
+    learner = ds.TwoTower()
+    scores = ds.pairwise_learnability(
+        learner, reference, data.pool_top[candidates], data.pool_bottom[candidates]
+    )
+    batch = candidates[ds.top_k(ds.independent_scores(scores), 32)]
+    expected = data.pool_corrupted[batch].double().mean().item()
+    assert run["corrupted_share"] == expected
+    shared = ds.compare_selection(
+        seeds=(0, 1), methods=("uniform",), reference=reference, max_iterations=10, target=1.1
+    )
+    assert shared[0]["reference_accuracy"] == shared[1]["reference_accuracy"]
