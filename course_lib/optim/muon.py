@@ -47,6 +47,14 @@ def newton_schulz_(x, coefficients=MUON_COEFFICIENTS, steps=5, eps=1e-7):
     A tall matrix is iterated as its transpose, so the Gram matrix is the smaller one.
     Works in the dtype of ``x`` (torch.optim.Muon passes a bfloat16 copy). Returns ``x``.
     """
+    return x.copy_(newton_schulz(x, coefficients, steps, eps))
+
+
+def newton_schulz(x, coefficients=MUON_COEFFICIENTS, steps=5, eps=1e-7):
+    """:func:`newton_schulz_`'s result as a new tensor (``x`` is scaled in place, then left).
+
+    Muon's step uses this form: it saves the copy back into ``x``.
+    """
     a, b, c = coefficients
     tall = x.size(0) > x.size(1)
     y = x.T if tall else x
@@ -55,7 +63,7 @@ def newton_schulz_(x, coefficients=MUON_COEFFICIENTS, steps=5, eps=1e-7):
         gram = y @ y.T
         polynomial = torch.addmm(gram, gram, gram, beta=b, alpha=c)
         y = torch.addmm(y, polynomial, y, beta=a)
-    return x.copy_(y.T if tall else y)
+    return y.T if tall else y
 
 
 def adjusted_lr(lr, adjust_lr_fn, shape):
@@ -85,8 +93,9 @@ def muon_update_(
     """One Muon step on the matrix ``param`` and its ``momentum_buffer``, in place."""
     ema_(momentum_buffer, grad, momentum)
     update = grad.lerp(momentum_buffer, momentum) if nesterov else momentum_buffer
-    # a copy even when the update is already bfloat16: the buffer must stay untouched
-    update = newton_schulz_(update.to(torch.bfloat16, copy=True), ns_coefficients, ns_steps, eps)
+    # copy the buffer even when it is bfloat16 already: the scaling must not touch it
+    update = update.to(torch.bfloat16, copy=update is momentum_buffer)
+    update = newton_schulz(update, ns_coefficients, ns_steps, eps)
     decay_weights_(param, lr, weight_decay)
     param.add_(update, alpha=-adjusted_lr(lr, adjust_lr_fn, param.shape))
 
