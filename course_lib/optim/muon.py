@@ -32,7 +32,7 @@ MUON_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 CUBIC_COEFFICIENTS = (1.5, -0.5, 0.0)
 
 
-def newton_schulz_(x, coefficients=MUON_COEFFICIENTS, steps=5, eps=1e-7):
+def newton_schulz_(x, coefficients=MUON_COEFFICIENTS, steps=5, eps=1e-7, *, copy_back=True):
     r"""Approximate the polar factor :math:`U V^\top` of the matrix ``x``, in place.
 
     ``x`` is first divided by its Frobenius norm, so every singular value is at most 1.
@@ -45,7 +45,9 @@ def newton_schulz_(x, coefficients=MUON_COEFFICIENTS, steps=5, eps=1e-7):
     to 1; Muon's quintic (3.4445, -4.7750, 2.0315) has a steeper slope at 0 and pushes
     small singular values up faster, at the price of oscillating in a band around 1.
     A tall matrix is iterated as its transpose, so the Gram matrix is the smaller one.
-    Works in the dtype of ``x`` (torch.optim.Muon passes a bfloat16 copy). Returns ``x``.
+    Works in the dtype of ``x`` (torch.optim.Muon passes a bfloat16 copy). Returns ``x``;
+    with ``copy_back=False`` the result is returned as a new tensor and ``x`` is left scaled
+    (Muon's step does so: it saves one copy per matrix).
     """
     a, b, c = coefficients
     tall = x.size(0) > x.size(1)
@@ -55,7 +57,8 @@ def newton_schulz_(x, coefficients=MUON_COEFFICIENTS, steps=5, eps=1e-7):
         gram = y @ y.T
         polynomial = torch.addmm(gram, gram, gram, beta=b, alpha=c)
         y = torch.addmm(y, polynomial, y, beta=a)
-    return x.copy_(y.T if tall else y)
+    y = y.T if tall else y
+    return x.copy_(y) if copy_back else y
 
 
 def adjusted_lr(lr, adjust_lr_fn, shape):
@@ -85,8 +88,9 @@ def muon_update_(
     """One Muon step on the matrix ``param`` and its ``momentum_buffer``, in place."""
     ema_(momentum_buffer, grad, momentum)
     update = grad.lerp(momentum_buffer, momentum) if nesterov else momentum_buffer
-    # a copy even when the update is already bfloat16: the buffer must stay untouched
-    update = newton_schulz_(update.to(torch.bfloat16, copy=True), ns_coefficients, ns_steps, eps)
+    # copy the buffer even when it is bfloat16 already: the scaling must not touch it
+    update = update.to(torch.bfloat16, copy=update is momentum_buffer)
+    update = newton_schulz_(update, ns_coefficients, ns_steps, eps, copy_back=False)
     decay_weights_(param, lr, weight_decay)
     param.add_(update, alpha=-adjusted_lr(lr, adjust_lr_fn, param.shape))
 
