@@ -123,6 +123,7 @@ class Adafactor(CourseOptimizer):
         weight_decay=0.0,
         *,
         maximize=False,
+        fused=None,
         beta1=None,
     ):
         if not beta2_decay <= 0.0:
@@ -143,6 +144,7 @@ class Adafactor(CourseOptimizer):
             d=d,
             weight_decay=weight_decay,
             maximize=maximize,
+            fused=fused,
             beta1=beta1,
         )
         super().__init__(params, defaults)
