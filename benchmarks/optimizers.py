@@ -92,9 +92,13 @@ OPTIMIZERS = {
 
 def ours(name):
     cls, kwargs = OPTIMIZERS[name]
+    if not cls.supports_foreach:  # Adafactor, Muon: eager is their only unfused path
+        return {
+            "course eager": lambda ps: cls(ps, **kwargs),
+            "course fused": lambda ps: cls(ps, fused=True, **kwargs),
+        }
     out = {"course eager": lambda ps: cls(ps, foreach=False, **kwargs)}
-    if cls.supports_foreach:
-        out["course foreach"] = lambda ps: cls(ps, **kwargs)
+    out["course foreach"] = lambda ps: cls(ps, **kwargs)
     out["course fused"] = lambda ps: cls(ps, fused=True, **kwargs)
     return out
 

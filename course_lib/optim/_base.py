@@ -82,11 +82,19 @@ class CourseOptimizer(Optimizer):
     """
 
     supports_foreach = True
+    fusable = True  # False where the update needs Python numbers from tensors (.item())
 
     def __init__(self, params, defaults):
         _args.lr(defaults["lr"])
         if defaults.get("fused") and defaults.get("foreach"):
             raise ValueError("fused and foreach cannot both be True")
+        if defaults.get("fused") and not self.fusable:
+            warnings.warn(
+                f"{type(self).__name__} does not support fused=True (its update reads tensors "
+                "as Python numbers, which would recompile at every step); it runs eager",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         super().__init__(params, defaults)
 
     def init_state(self, param, group):
@@ -105,7 +113,7 @@ class CourseOptimizer(Optimizer):
         for group in self.param_groups:
             if isinstance(group["lr"], torch.Tensor):
                 group = {**group, "lr": group["lr"].item()}
-            if group.get("fused"):
+            if group.get("fused") and self.fusable:
                 group = {**group, "lr": scalar_tensor(group["lr"])}
                 update = type(self).update
                 for step, param, grad, state in self._parameters_to_update(group):
@@ -132,7 +140,7 @@ class CourseOptimizer(Optimizer):
         then fall back to one kernel per tensor, which is correct, only slower.)
         """
         foreach = self.supports_foreach and group.get("foreach") is not False
-        foreach = foreach and not group.get("fused")
+        foreach = foreach and not (group.get("fused") and self.fusable)
         maximize = group.get("maximize", False)
         batches = {}  # step -> ([params], [grads], [states])
         for p in group["params"]:

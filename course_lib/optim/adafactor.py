@@ -112,6 +112,7 @@ class Adafactor(CourseOptimizer):
     """
 
     supports_foreach = False
+    fusable = False  # rms() and the clipping read norms with .item()
 
     def __init__(
         self,
