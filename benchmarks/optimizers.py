@@ -190,9 +190,10 @@ def benchmark(model, rounds, device, names):
         numel = sum(p.numel() for p in copies[0])
         moved = TENSORS_MOVED[name] * numel * copies[0][0].element_size()
         peer_labels = [label for label in impls if not label.startswith("course")]
-        fastest = [
-            min(times[list(impls).index(lb)][r] for lb in peer_labels) for r in range(rounds)
-        ]
+        peer_times = [times[list(impls).index(label)] for label in peer_labels]
+        # no peer installed (lion-pytorch): ratios to course_lib's own fastest instead
+        peer_times = peer_times or times
+        fastest = [min(t[r] for t in peer_times) for r in range(rounds)]
         for i, label in enumerate(impls):
             ms = statistics.median(times[i]) * 1e3
             r = ratio(times[i], fastest)
