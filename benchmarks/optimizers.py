@@ -1,18 +1,22 @@
-"""Step time of course_lib.optim vs torch.optim, and optimizer state bytes per parameter byte.
+"""Step time of course_lib.optim against torch.optim and reference packages, and the roofline.
 
 Run:  .venv/bin/python benchmarks/optimizers.py [--quick]
 
-Two models: an MLP with about 10M parameters in a few large tensors, and a stack of 100
-small linear layers (200 parameter tensors), where Python overhead per tensor dominates.
-Each optimizer gets its own copy of the parameters and the same fixed gradients; steps of
-the implementations are interleaved round by round (so a busy machine slows all alike) and
-the ratio of each round is taken; its median over rounds is printed. The ratios are
-course_lib / torch.optim, against
-torch's ``foreach=True`` implementation and against torch's default on this device (on a
-CPU torch's default is its per-tensor for-loop; on CUDA it is foreach).
+Side by side, in one run: course_lib eager (one kernel per operation and tensor), foreach
+(one kernel per operation) and fused (the update compiled by torch.compile: one kernel per
+tensor) against torch.optim's for-loop, foreach and fused implementations (where torch has
+them), and lion-pytorch / schedulefree for the optimizers torch lacks. The steps of all
+implementations are interleaved round by round, so a busy machine slows all alike; each
+ratio is the median over rounds of (this step / the fastest peer's step in the same round).
+
+An optimizer step is memory-bound: it reads and writes a few numbers per parameter and does
+little arithmetic on each. The roofline time is bytes moved / memory bandwidth, with the
+bandwidth measured here by a large copy; "roof" is that time divided by the measured one.
+Then: optimizer state bytes per parameter byte, and the matrix-aware optimizers.
 """
 
 import argparse
+import importlib
 import statistics
 import time
 
@@ -22,20 +26,81 @@ from torch import nn
 import course_lib.optim as co
 from course_lib.memory import optimizer_state_bytes, state_bytes_per_parameter_byte
 
-# name, course_lib class, torch.optim class (None: no torch counterpart), hyperparameters
-OPTIMIZERS = [
-    ("SGD", co.SGD, torch.optim.SGD, dict(lr=1e-3)),
-    ("SGD momentum", co.SGD, torch.optim.SGD, dict(lr=1e-3, momentum=0.9)),
-    ("SGD nesterov", co.SGD, torch.optim.SGD, dict(lr=1e-3, momentum=0.9, nesterov=True)),
-    ("Adagrad", co.Adagrad, torch.optim.Adagrad, dict()),
-    ("RMSprop", co.RMSprop, torch.optim.RMSprop, dict()),
-    ("RMSprop centered+mom", co.RMSprop, torch.optim.RMSprop, dict(centered=True, momentum=0.9)),
-    ("Adam", co.Adam, torch.optim.Adam, dict()),
-    ("Adam amsgrad", co.Adam, torch.optim.Adam, dict(amsgrad=True)),
-    ("AdamW", co.AdamW, torch.optim.AdamW, dict()),
-    ("Adafactor", co.Adafactor, torch.optim.Adafactor, dict()),
-    ("Lion", co.Lion, None, dict(weight_decay=0.1)),
-]
+# tensors of the parameter's size read + written by one step (the compulsory traffic:
+# param, grad and state each touched once; a fused kernel can do no better)
+TENSORS_MOVED = {
+    "SGD": 2 + 1,  # read p, g; write p
+    "SGD momentum": 3 + 2,  # read p, g, b; write p, b
+    "Adagrad": 3 + 2,  # p, g, sum -> p, sum
+    "RMSprop": 3 + 2,  # p, g, v -> p, v
+    "Adam": 4 + 3,  # p, g, m, v -> p, m, v
+    "AdamW": 4 + 3,
+    "Adafactor": 2 + 1,  # p, g -> p (row and column statistics are negligible)
+    "Muon": 3 + 2,  # p, g, b -> p, b (plus the Newton-Schulz matmuls, compute-bound)
+    "Lion": 3 + 2,  # p, g, m -> p, m
+    "AdamWScheduleFree": 4 + 3,  # y, g, z, v -> y, z, v
+}
+
+
+def peers(name):
+    """The reference implementations of ``name``: label -> factory(params)."""
+    if name == "Lion":
+        try:
+            lion = importlib.import_module("lion_pytorch").Lion
+        except ImportError:
+            return {}
+        return {"lion-pytorch": lambda ps: lion(ps, lr=1e-4, weight_decay=0.1)}
+    if name == "AdamWScheduleFree":
+        try:
+            sf = importlib.import_module("schedulefree").AdamWScheduleFree
+        except ImportError:
+            return {}
+        return {"schedulefree": lambda ps: _train(sf(ps))}
+    cls, kwargs = getattr(torch.optim, name.split()[0]), OPTIMIZERS[name][1]
+    out = {
+        "torch for-loop": lambda ps: cls(ps, foreach=False, **kwargs),
+        "torch foreach": lambda ps: cls(ps, foreach=True, **kwargs),
+    }
+    if "fused" in cls.__init__.__code__.co_varnames:
+        out["torch fused"] = lambda ps: cls(ps, fused=True, **kwargs)
+    if name == "Muon":  # torch.optim.Muon has one implementation
+        out = {"torch": lambda ps: cls(ps, **kwargs)}
+    return out
+
+
+def _train(optimizer):
+    """Schedule-free optimizers step in train mode."""
+    if hasattr(optimizer, "train"):
+        optimizer.train()
+    return optimizer
+
+
+# name -> (course_lib class, hyperparameters shared with the peers)
+OPTIMIZERS = {
+    "SGD": (co.SGD, dict(lr=1e-3)),
+    "SGD momentum": (co.SGD, dict(lr=1e-3, momentum=0.9)),
+    "Adagrad": (co.Adagrad, dict()),
+    "RMSprop": (co.RMSprop, dict()),
+    "Adam": (co.Adam, dict()),
+    "AdamW": (co.AdamW, dict()),
+    "Adafactor": (co.Adafactor, dict()),
+    "Muon": (co.Muon, dict()),
+    "Lion": (co.Lion, dict(lr=1e-4, weight_decay=0.1)),
+    "AdamWScheduleFree": (co.AdamWScheduleFree, dict()),
+}
+
+
+def ours(name):
+    cls, kwargs = OPTIMIZERS[name]
+    if not cls.supports_foreach:  # Adafactor, Muon: eager is their only unfused path
+        return {
+            "course eager": lambda ps: cls(ps, **kwargs),
+            "course fused": lambda ps: cls(ps, fused=True, **kwargs),
+        }
+    out = {"course eager": lambda ps: cls(ps, foreach=False, **kwargs)}
+    out["course foreach"] = lambda ps: cls(ps, **kwargs)
+    out["course fused"] = lambda ps: cls(ps, fused=True, **kwargs)
+    return out
 
 
 def mlp(device):
@@ -45,18 +110,14 @@ def mlp(device):
     return nn.Sequential(*layers).to(device)
 
 
-def many_small(device):
-    """200 parameter tensors: 100 linear layers 64 -> 64."""
-    return nn.Sequential(*[nn.Linear(64, 64) for _ in range(100)]).to(device)
-
-
-def copies_with_grads(model, n):
+def copies_with_grads(model, n, matrices_only=False):
     """n independent parameter lists equal to the model's, each with the same gradients."""
+    tensors = [p for p in model.parameters() if p.ndim == 2 or not matrices_only]
     gen = torch.Generator().manual_seed(0)
-    grads = [torch.randn(p.shape, generator=gen).to(p.device) for p in model.parameters()]
+    grads = [torch.randn(p.shape, generator=gen).to(p.device) for p in tensors]
     copies = []
     for _ in range(n):
-        params = [p.detach().clone().requires_grad_() for p in model.parameters()]
+        params = [p.detach().clone().requires_grad_() for p in tensors]
         for p, g in zip(params, grads, strict=True):
             p.grad = g.clone()
         copies.append(params)
@@ -68,8 +129,18 @@ def synchronize(device):
         torch.cuda.synchronize()
 
 
+def timed_step(optimizer, device):
+    synchronize(device)
+    start = time.perf_counter()
+    optimizer.step()
+    synchronize(device)
+    return time.perf_counter() - start
+
+
 def step_times(optimizers, rounds, device, warmup=3):
-    """Seconds per step() of each optimizer, round by round (alternating the order)."""
+    """Seconds of each step() round by round (alternating the order), and of each first step
+    (for the fused course_lib optimizers, that one includes the compilation)."""
+    first = [timed_step(opt, device) for opt in optimizers]
     for opt in optimizers:
         for _ in range(warmup):
             opt.step()
@@ -77,12 +148,8 @@ def step_times(optimizers, rounds, device, warmup=3):
     for r in range(rounds):
         order = range(len(optimizers)) if r % 2 == 0 else reversed(range(len(optimizers)))
         for i in order:
-            synchronize(device)
-            start = time.perf_counter()
-            optimizers[i].step()
-            synchronize(device)
-            times[i].append(time.perf_counter() - start)
-    return times
+            times[i].append(timed_step(optimizers[i], device))
+    return first, times
 
 
 def ratio(ours, theirs):
@@ -90,51 +157,61 @@ def ratio(ours, theirs):
     return statistics.median(a / b for a, b in zip(ours, theirs, strict=True))
 
 
-def benchmark(model_name, model, rounds, device):
-    n_tensors = len(list(model.parameters()))
-    n_params = sum(p.numel() for p in model.parameters())
+def bandwidth(device, mib=512):
+    """Bytes per second of a large copy (read + write), the best of a few."""
+    src = torch.ones(mib * 2**18, device=device)  # mib MiB of float32
+    dst = torch.empty_like(src)
+    best = min(timed_copy(dst, src, device) for _ in range(5))
+    return 2 * src.numel() * src.element_size() / best
+
+
+def timed_copy(dst, src, device):
+    synchronize(device)
+    start = time.perf_counter()
+    dst.copy_(src)
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+def benchmark(model, rounds, device, names):
+    """Print ms/step, the ratio to the fastest peer, compile time and fraction of the roofline."""
+    bw = bandwidth(device)
+    print(f"memory bandwidth (copy of 512 MiB, best of 5): {bw / 1e9:.1f} GB/s")
     print(
-        f"\n{model_name}: {n_params / 1e6:.2f}M parameters in {n_tensors} tensors, {rounds} rounds"
-    )
-    print("median ms per step; ratio = median over rounds of course_lib / torch.optim")
-    print(
-        f"{'optimizer':22s} {'course':>8s} {'torch foreach':>14s} {'ratio':>6s}"
-        f" {'torch default':>14s} {'ratio':>6s}"
+        f"{'optimizer':18s} {'implementation':16s} {'ms/step':>8s} {'/ fastest peer':>14s}"
+        f" {'first step s':>12s} {'MB/step':>8s} {'roof':>6s}"
     )
     results = {}
-    for name, ours, theirs, kwargs in OPTIMIZERS:
-        a, b, c = copies_with_grads(model, 3)
-        if theirs is None:  # Lion: compare with AdamW, the optimizer it replaces
-            optimizers = [ours(a, **kwargs), co.AdamW(b), torch.optim.AdamW(c, foreach=True)]
-        else:
-            optimizers = [ours(a, **kwargs), theirs(b, foreach=True, **kwargs), theirs(c, **kwargs)]
-        t_ours, t_b, t_c = step_times(optimizers, rounds, device)
-        ms = [statistics.median(t) * 1e3 for t in (t_ours, t_b, t_c)]
-        if theirs is None:
-            results[name] = dict(
-                vs_course_adamw=ratio(t_ours, t_b), vs_torch_adamw=ratio(t_ours, t_c)
-            )
-            r = results[name]
+    for name in names:
+        impls = {**ours(name), **peers(name)}
+        copies = copies_with_grads(model, len(impls), matrices_only=name == "Muon")
+        optimizers = [_train(make(ps)) for make, ps in zip(impls.values(), copies, strict=True)]
+        first, times = step_times(optimizers, rounds, device)
+        numel = sum(p.numel() for p in copies[0])
+        moved = TENSORS_MOVED[name] * numel * copies[0][0].element_size()
+        peer_labels = [label for label in impls if not label.startswith("course")]
+        peer_times = [times[list(impls).index(label)] for label in peer_labels]
+        # no peer installed (lion-pytorch): ratios to course_lib's own fastest instead
+        peer_times = peer_times or times
+        fastest = [min(t[r] for t in peer_times) for r in range(rounds)]
+        for i, label in enumerate(impls):
+            ms = statistics.median(times[i]) * 1e3
+            r = ratio(times[i], fastest)
+            roof = moved / bw / (ms / 1e3)
+            results[(name, label)] = dict(ms=ms, ratio=r, first_s=first[i], roof=roof)
             print(
-                f"{name:22s} {ms[0]:8.3f}   Lion / course AdamW ({ms[1]:.3f} ms) ="
-                f" {r['vs_course_adamw']:.2f}; Lion / torch AdamW foreach ({ms[2]:.3f} ms) ="
-                f" {r['vs_torch_adamw']:.2f}"
+                f"{name:18s} {label:16s} {ms:8.2f} {r:14.2f} {first[i]:12.2f}"
+                f" {moved / 1e6:8.1f} {roof:6.2f}"
             )
-        else:
-            results[name] = dict(vs_foreach=ratio(t_ours, t_b), vs_default=ratio(t_ours, t_c))
-            print(
-                f"{name:22s} {ms[0]:8.3f} {ms[1]:14.3f} {results[name]['vs_foreach']:6.2f}"
-                f" {ms[2]:14.3f} {results[name]['vs_default']:6.2f}"
-            )
-        del optimizers, a, b, c
+        del optimizers, copies
     return results
 
 
 def state_memory(model):
     print("\nOptimizer state bytes per parameter byte (MLP, after one step)")
-    for name, ours, _, kwargs in OPTIMIZERS:
-        params = copies_with_grads(model, 1)[0]
-        opt = ours(params, **kwargs)
+    for name, (cls, kwargs) in OPTIMIZERS.items():
+        params = copies_with_grads(model, 1, matrices_only=name == "Muon")[0]
+        opt = _train(cls(params, **kwargs))
         opt.step()
         print(f"{name:22s} {state_bytes_per_parameter_byte(opt):.5f}")
     matrix = torch.zeros(1024, 4096, requires_grad=True)
@@ -174,7 +251,7 @@ def matrix_aware(device, rounds):
         "Shampoo+graft": co.Shampoo(params(), graft="adam", update_freq=10),
     }
     times = dict(
-        zip(optimizers, step_times(list(optimizers.values()), rounds, device), strict=True)
+        zip(optimizers, step_times(list(optimizers.values()), rounds, device)[1], strict=True)
     )
     print(f"Muon / torch.optim.Muon step time = {ratio(times['Muon'], times['torch Muon']):.2f}")
     adamw_bytes = optimizer_state_bytes(optimizers["AdamW"])
@@ -195,12 +272,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--only", nargs="*", default=list(OPTIMIZERS), help="optimizer names")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads")
-    benchmark("MLP", mlp(device), rounds=5 if args.quick else 21, device=device)
-    benchmark("Many small tensors", many_small(device), 21 if args.quick else 101, device)
+    model = mlp(device)
+    n = sum(p.numel() for p in model.parameters())
+    print(f"MLP: {n / 1e6:.2f}M parameters in {len(list(model.parameters()))} tensors (Muon: the")
+    print("matrices only); first step s = the first step, with the compile for course fused")
+    benchmark(model, 5 if args.quick else 21, device, args.only)
     state_memory(mlp(device))
     matrix_aware(device, rounds=5 if args.quick else 15)
 

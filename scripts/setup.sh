@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything the course needs, from a fresh clone: the Python environment (.venv),
 # the JavaScript the website serves from its own host (book/_vendor), and, with --browser,
-# Chromium for the browser test and bubblewrap for the grader's sandbox.
+# Chromium for the browser test, bubblewrap for the grader's sandbox and g++ for torch.compile.
 #   --lab   only what a learner needs to run the notebooks in JupyterLab (no Node.js):
 #           course_lib with its [lab] extra, at the versions of requirements.txt.
 # Safe to re-run: each step is skipped when already done.
@@ -51,6 +51,17 @@ if [ "${1:-}" = "--browser" ] && ! command -v chromium > /dev/null; then
   else
     echo "The browser test needs Chromium: sudo apt-get install chromium" >&2
     exit 1
+  fi
+fi
+
+# fused=True optimizers compile their update with torch.compile, whose CPU backend (Inductor)
+# calls a C++ compiler; without one they warn and run eager, and their tests fail.
+if [ "${1:-}" = "--browser" ] && [ "$(uname)" = Linux ] && ! command -v g++ > /dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ > /dev/null
+  else
+    echo "WARNING: no C++ compiler (sudo apt-get install g++): fused=True runs eager" >&2
   fi
 fi
 

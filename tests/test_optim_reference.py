@@ -111,11 +111,12 @@ def test_matches_torch_optim(name, kwargs_a, kwargs_b, defaults, foreach):
 @pytest.mark.parametrize("name", ["RAdam", "NAdam"])
 def test_signature_and_defaults_match_torch(name):
     """Same arguments, in the same order, with the same defaults (torch's compile-only
-    switches capturable and differentiable aside)."""
+    switches capturable and differentiable aside, and course_lib's fused, which every
+    course_lib optimizer takes)."""
 
     def arguments(cls):
         params = inspect.signature(cls).parameters.values()
-        skip = {"capturable", "differentiable"}
+        skip = {"capturable", "differentiable", "fused"}
         return [(p.name, p.default, p.kind) for p in params if p.name not in skip]
 
     assert arguments(getattr(co, name)) == arguments(getattr(torch.optim, name))

@@ -6,8 +6,17 @@ function of its module). The loop below finds the parameters that have a gradien
 their state lazily (on the parameter's device, in its dtype), counts their steps and hands
 them to ``update``: one at a time (``foreach=False``), or batched as TensorLists of the
 parameters that share their step count (``foreach=True``, the default), so that each line
-of the update rule is one multi-tensor kernel.
+of the update rule is one multi-tensor kernel. With ``fused=True`` (torch's keyword for its
+single-kernel path) each parameter's update runs as ``update`` compiled by
+:func:`torch.compile`: Inductor fuses the whole rule into one loop over the tensor (C++ on a
+CPU, Triton on a GPU), so each byte of the parameter, gradient and state is read and written
+once. The learning rate and the step reach the compiled function as 0-d tensors, so that a
+schedule changing them does not recompile; the function is compiled once per process and
+optimizer class (shapes are dynamic). Where torch cannot compile (no C++ compiler, ...) the
+step warns once and runs the eager update.
 """
+
+import warnings
 
 import torch
 from torch.optim import Optimizer
@@ -22,12 +31,46 @@ def zeros_state(param):
     return torch.zeros_like(param, memory_format=torch.preserve_format)
 
 
+_COMPILED = {}  # update function -> torch.compile(function), or None where compiling failed
+
+
+def _compiled(function):
+    """``function`` compiled once per process (dynamic shapes: one graph for every layout)."""
+    if function not in _COMPILED:
+        _COMPILED[function] = torch.compile(function, dynamic=True)
+    return _COMPILED[function]
+
+
+def run_compiled(function, *args, **kwargs):
+    """Call ``function`` compiled; fall back to it, eager, with a warning, where compiling fails."""
+    compiled = _compiled(function)
+    if compiled is not None:
+        try:
+            return compiled(*args, **kwargs)
+        except Exception as error:  # Inductor raises many types (no C++ compiler, ...)
+            warnings.warn(
+                f"fused=True: torch.compile failed ({type(error).__name__}: {error}); "
+                f"{function.__qualname__} runs eager",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            _COMPILED[function] = None
+    return function(*args, **kwargs)
+
+
+def scalar_tensor(value):
+    """A Python number as a 0-d float64 tensor: a compiled update takes it as an input."""
+    return torch.tensor(value, dtype=torch.float64)
+
+
 class CourseOptimizer(Optimizer):
     """torch.optim.Optimizer with lazy per-parameter state and an integer step count.
 
     Subclasses implement ``init_state(param, group) -> dict of tensors`` and
     ``update(group, step, param, grad, state)``; ``state`` maps each state name to the
-    tensor (or TensorList) of the parameter(s) being updated. A group with
+    tensor (or TensorList) of the parameter(s) being updated. With ``fused=True`` the
+    ``update`` of each parameter runs compiled (see the module docstring), with ``lr`` and
+    ``step`` as 0-d tensors; the results equal the eager ones up to float rounding. A group with
     ``maximize=True`` (torch's keyword) hands ``update`` the negated gradient, so every
     update rule is written for minimization only. A tensor learning rate (one element, as
     torch.optim allows) reaches ``update`` as a Python float.
@@ -39,9 +82,19 @@ class CourseOptimizer(Optimizer):
     """
 
     supports_foreach = True
+    fusable = True  # False where the update needs Python numbers from tensors (.item())
 
     def __init__(self, params, defaults):
         _args.lr(defaults["lr"])
+        if defaults.get("fused") and defaults.get("foreach"):
+            raise ValueError("fused and foreach cannot both be True")
+        if defaults.get("fused") and not self.fusable:
+            warnings.warn(
+                f"{type(self).__name__} does not support fused=True (its update reads tensors "
+                "as Python numbers, which would recompile at every step); it runs eager",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         super().__init__(params, defaults)
 
     def init_state(self, param, group):
@@ -60,6 +113,12 @@ class CourseOptimizer(Optimizer):
         for group in self.param_groups:
             if isinstance(group["lr"], torch.Tensor):
                 group = {**group, "lr": group["lr"].item()}
+            if group.get("fused") and self.fusable:
+                group = {**group, "lr": scalar_tensor(group["lr"])}
+                update = type(self).update
+                for step, param, grad, state in self._parameters_to_update(group):
+                    run_compiled(update, self, group, scalar_tensor(step), param, grad, state)
+                continue
             for step, param, grad, state in self._parameters_to_update(group):
                 self.update(group, step, param, grad, state)
         return loss
@@ -81,6 +140,7 @@ class CourseOptimizer(Optimizer):
         then fall back to one kernel per tensor, which is correct, only slower.)
         """
         foreach = self.supports_foreach and group.get("foreach") is not False
+        foreach = foreach and not (group.get("fused") and self.fusable)
         maximize = group.get("maximize", False)
         batches = {}  # step -> ([params], [grads], [states])
         for p in group["params"]:

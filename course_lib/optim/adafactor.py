@@ -112,6 +112,7 @@ class Adafactor(CourseOptimizer):
     """
 
     supports_foreach = False
+    fusable = False  # rms() and the clipping read norms with .item()
 
     def __init__(
         self,
@@ -123,6 +124,7 @@ class Adafactor(CourseOptimizer):
         weight_decay=0.0,
         *,
         maximize=False,
+        fused=None,
         beta1=None,
     ):
         if not beta2_decay <= 0.0:
@@ -143,6 +145,7 @@ class Adafactor(CourseOptimizer):
             d=d,
             weight_decay=weight_decay,
             maximize=maximize,
+            fused=fused,
             beta1=beta1,
         )
         super().__init__(params, defaults)

@@ -48,6 +48,7 @@ class Adagrad(CourseOptimizer):
         eps=1e-10,
         *,
         maximize=False,
+        fused=None,
         foreach=None,
     ):
         _args.nonnegative("lr_decay", lr_decay)
@@ -61,6 +62,7 @@ class Adagrad(CourseOptimizer):
             initial_accumulator_value=initial_accumulator_value,
             eps=eps,
             maximize=maximize,
+            fused=fused,
             foreach=foreach,
         )
         super().__init__(params, defaults)

@@ -80,6 +80,7 @@ class Adam(CourseOptimizer):
         amsgrad=False,
         *,
         maximize=False,
+        fused=None,
         foreach=None,
     ):
         _args.betas(betas)
@@ -92,6 +93,7 @@ class Adam(CourseOptimizer):
             weight_decay=weight_decay,
             amsgrad=amsgrad,
             maximize=maximize,
+            fused=fused,
             foreach=foreach,
         )
         super().__init__(params, defaults)
@@ -140,8 +142,17 @@ class AdamW(Adam):
         amsgrad=False,
         *,
         maximize=False,
+        fused=None,
         foreach=None,
     ):
         super().__init__(
-            params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, foreach=foreach
+            params,
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            amsgrad,
+            maximize=maximize,
+            foreach=foreach,
+            fused=fused,
         )

@@ -36,12 +36,25 @@ class Lion(CourseOptimizer):
     """
 
     def __init__(
-        self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, *, maximize=False, foreach=None
+        self,
+        params,
+        lr=1e-4,
+        betas=(0.9, 0.99),
+        weight_decay=0.0,
+        *,
+        maximize=False,
+        foreach=None,
+        fused=None,
     ):
         _args.betas(betas)
         _args.nonnegative("weight_decay", weight_decay)
         defaults = dict(
-            lr=lr, betas=tuple(betas), weight_decay=weight_decay, maximize=maximize, foreach=foreach
+            lr=lr,
+            betas=tuple(betas),
+            weight_decay=weight_decay,
+            maximize=maximize,
+            foreach=foreach,
+            fused=fused,
         )
         super().__init__(params, defaults)
 

@@ -119,6 +119,7 @@ class Muon(CourseOptimizer):
         adjust_lr_fn=None,
         *,
         maximize=False,
+        fused=None,
     ):
         if isinstance(lr, torch.Tensor) and lr.numel() != 1:
             raise ValueError("lr: a tensor lr must have one element")
@@ -144,6 +145,7 @@ class Muon(CourseOptimizer):
             ns_steps=ns_steps,
             adjust_lr_fn=adjust_lr_fn,
             maximize=maximize,
+            fused=fused,
         )
         super().__init__(params, defaults)
 
@@ -162,7 +164,7 @@ class Muon(CourseOptimizer):
             param,
             grad,
             state["momentum_buffer"],
-            lr=lr.item() if isinstance(lr, torch.Tensor) else lr,
+            lr=lr,
             weight_decay=group["weight_decay"],
             momentum=group["momentum"],
             nesterov=group["nesterov"],

@@ -93,6 +93,7 @@ class NAdam(CourseOptimizer):
         *,
         foreach=None,
         maximize=False,
+        fused=None,
     ):
         _args.lr(lr)
         _args.betas(betas)
@@ -108,6 +109,7 @@ class NAdam(CourseOptimizer):
             decoupled_weight_decay=decoupled_weight_decay,
             foreach=foreach,
             maximize=maximize,
+            fused=fused,
         )
         super().__init__(params, defaults)
 

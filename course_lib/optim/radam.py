@@ -92,6 +92,7 @@ class RAdam(CourseOptimizer):
         *,
         foreach=None,
         maximize=False,
+        fused=None,
     ):
         _args.lr(lr)
         _args.betas(betas)
@@ -105,6 +106,7 @@ class RAdam(CourseOptimizer):
             decoupled_weight_decay=decoupled_weight_decay,
             foreach=foreach,
             maximize=maximize,
+            fused=fused,
         )
         super().__init__(params, defaults)
 

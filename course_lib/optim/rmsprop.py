@@ -67,6 +67,7 @@ class RMSprop(CourseOptimizer):
         centered=False,
         *,
         maximize=False,
+        fused=None,
         foreach=None,
     ):
         _args.unit_interval("alpha", alpha, closed=True)
@@ -81,6 +82,7 @@ class RMSprop(CourseOptimizer):
             momentum=momentum,
             centered=centered,
             maximize=maximize,
+            fused=fused,
             foreach=foreach,
         )
         super().__init__(params, defaults)

@@ -29,11 +29,13 @@ saving (the parameters hold :math:`x`). Same signature, defaults, group entries 
 numerics as the ``schedulefree`` package's AdamWScheduleFree (version 1.4.1).
 """
 
+import functools
+
 import torch
 
 from course_lib import _args
 
-from ._base import CourseOptimizer
+from ._base import CourseOptimizer, run_compiled, scalar_tensor
 from .transforms import ema_of_squares_
 
 
@@ -57,7 +59,7 @@ def schedulefree_adamw_update_(
 
 class AdamWScheduleFree(CourseOptimizer):
     """AdamWScheduleFree(params, lr=0.0025, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
-    warmup_steps=0, r=0.0, weight_lr_power=2.0, *, foreach=None, maximize=False).
+    warmup_steps=0, r=0.0, weight_lr_power=2.0, *, foreach=None, maximize=False, fused=None).
 
     Call ``train()`` before training steps and ``eval()`` before evaluating or saving. State
     per parameter: ``z`` and ``exp_avg_sq``; each group counts its steps in ``k`` and keeps
@@ -77,6 +79,7 @@ class AdamWScheduleFree(CourseOptimizer):
         *,
         foreach=None,
         maximize=False,
+        fused=None,
     ):
         _args.lr(lr)
         _args.betas(betas)
@@ -100,6 +103,7 @@ class AdamWScheduleFree(CourseOptimizer):
             scheduled_lr=0.0,
             foreach=foreach,
             maximize=maximize,
+            fused=fused,
         )
         super().__init__(params, defaults)
 
@@ -143,8 +147,12 @@ class AdamWScheduleFree(CourseOptimizer):
             lr, average_weight = self._advance_schedule(group)
             group["k"] += 1
             beta1, beta2 = group["betas"]
+            update, step = schedulefree_adamw_update_, group["k"]
+            if group.get("fused"):  # compiled, with the changing numbers as tensor inputs
+                update = functools.partial(run_compiled, update)
+                lr, average_weight, step = map(scalar_tensor, (lr, average_weight, step))
             for _, param, grad, state in self._parameters_to_update(group):
-                schedulefree_adamw_update_(
+                update(
                     param,
                     grad,
                     state["z"],
@@ -153,7 +161,7 @@ class AdamWScheduleFree(CourseOptimizer):
                     average_weight=average_weight,
                     beta1=beta1,
                     beta2=beta2,
-                    step=group["k"],
+                    step=step,
                     eps=group["eps"],
                     weight_decay=group["weight_decay"],
                 )

@@ -61,6 +61,7 @@ class SGD(CourseOptimizer):
         nesterov=False,
         *,
         maximize=False,
+        fused=None,
         foreach=None,
     ):
         _args.nonnegative("momentum", momentum)
@@ -75,6 +76,7 @@ class SGD(CourseOptimizer):
             weight_decay=weight_decay,
             nesterov=nesterov,
             maximize=maximize,
+            fused=fused,
             foreach=foreach,
         )
         super().__init__(params, defaults)

@@ -174,6 +174,7 @@ class Shampoo(CourseOptimizer):
         graft_beta2=0.999,
         graft_eps=1e-8,
         maximize=False,
+        fused=None,
     ):
         _args.unit_interval("momentum", momentum)
         _args.positive("epsilon", epsilon)
@@ -197,6 +198,7 @@ class Shampoo(CourseOptimizer):
             graft_beta2=graft_beta2,
             graft_eps=graft_eps,
             maximize=maximize,
+            fused=fused,
         )
         super().__init__(params, defaults)
 

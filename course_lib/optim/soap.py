@@ -99,6 +99,7 @@ class SOAP(CourseOptimizer):
         precondition_frequency=10,
         *,
         maximize=False,
+        fused=None,
     ):
         _args.lr(lr)
         _args.betas(betas)
@@ -117,6 +118,7 @@ class SOAP(CourseOptimizer):
             weight_decay=weight_decay,
             precondition_frequency=precondition_frequency,
             maximize=maximize,
+            fused=fused,
         )
         super().__init__(params, defaults)
 
