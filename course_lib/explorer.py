@@ -80,9 +80,10 @@ def png_bytes(fig, *, dpi: int = 72, colors: int = 128) -> bytes:
 
     Line plots and heat maps at this size use few colours, so the palette costs no visible
     detail and shrinks the file about threefold. The white background keeps the figure
-    readable when the website is in dark mode."""
+    readable when the website is in dark mode. The figure is saved as laid out (no tight
+    bounding box, which would draw it twice): build it with ``layout="constrained"``."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, facecolor="white", bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=dpi, facecolor="white")
     image = Image.open(buffer).convert("RGB").quantize(colors=colors)
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)

@@ -26,7 +26,7 @@ GRID = {"shape": ["rise", "fall", "flat"], "slope": [0.5, 1, 2, 4]}
 
 
 def plot(shape, slope):
-    fig, ax = plt.subplots(figsize=(4, 2.5))
+    fig, ax = plt.subplots(figsize=(4, 2.5), layout="constrained")
     x = np.linspace(0, 1, 50)
     y = {"rise": slope * x, "fall": -slope * x, "flat": 0 * x + slope}[shape]
     ax.plot(x, y, label=shape)
