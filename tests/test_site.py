@@ -175,6 +175,45 @@ def test_explorer_responds_without_a_kernel(reports, page):
 def test_page_is_accessible(reports, page):
     report = reports(page)
     if not converted(page):
-        pytest.skip("chapter not converted yet (see CONVERTED)")
+        axe = ", ".join(f"{v['id']} ({v['impact']}, {v['nodes']})" for v in report["axe"])
+        pytest.skip(
+            f"not converted yet (CONVERTED): {len(report['no_alt'])} images without alt; "
+            f"axe serious/critical: {axe or 'none'}"
+        )
     assert report["no_alt"] == [], f"images without alt text: {report['no_alt']}"
     assert report["axe"] == [], json.dumps(report["axe"], indent=1)
+
+
+def luminance(rgb) -> float:
+    red, green, blue = rgb[:3]
+    return 0.2126 * red + 0.7152 * green + 0.0722 * blue
+
+
+def test_figures_stay_readable_in_dark_mode(server, browser):
+    """Chapter 10 in the theme's light and dark modes: the page background follows the mode,
+    every figure (cell outputs and the explorer's frame) keeps an opaque light background."""
+    import io
+
+    from PIL import Image
+
+    page = browser.new_page()
+    page.goto(f"{server}/notebooks/10_schedules.html", wait_until="networkidle")
+    page.wait_for_selector(".course-explorer img")
+    figures = page.locator(".bd-content div.cell_output img, .course-explorer img")
+    assert figures.count() >= 5
+    for mode in ("light", "dark"):
+        page.evaluate(
+            "(mode) => { document.documentElement.dataset.theme = mode;"
+            " document.documentElement.dataset.mode = mode; }",
+            mode,
+        )
+        page.wait_for_timeout(300)
+        shot = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
+        background = luminance(shot.getpixel((shot.width - 5, shot.height - 5)))
+        assert (background < 80) if mode == "dark" else (background > 200), (mode, background)
+        for k in range(figures.count()):
+            figure = Image.open(io.BytesIO(figures.nth(k).screenshot())).convert("RGB")
+            corners = [(2, 2), (figure.width - 3, 2), (2, figure.height - 3)]
+            dark = [c for c in corners if luminance(figure.getpixel(c)) < 180]
+            assert dark == [], f"figure {k} has a dark corner in {mode} mode"
+    page.close()
