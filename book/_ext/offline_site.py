@@ -19,9 +19,24 @@ def drop_thebe(app, pagename, templatename, context, doctree):
 
 # Accessibility fixes of the theme's own markup (axe-core, WCAG 2.1 AA), on every page:
 # the search button's aria-label ("Search") hides its visible text ("Search the course...
-# Ctrl+K"), and the sidebar's expand toggles (<summary> holding only an icon) have no name.
+# Ctrl+K"); the colour-mode button's icons carry titles that differ from its label; the
+# sidebar's expand toggles (<summary> holding only an icon) have no name; and the widgets'
+# slider handles (role=slider) are not tied to their description label.
 A11Y_FIXES = """
+function nameSliders() {
+  for (const handle of document.querySelectorAll(".jupyter-widgets [role=slider]")) {
+    if (handle.hasAttribute("aria-label")) continue;
+    const label = handle.closest(".widget-slider")?.querySelector(".widget-label");
+    handle.setAttribute("aria-label", label?.textContent.trim() || "slider");
+  }
+}
+new MutationObserver(nameSliders).observe(document.documentElement,
+  { childList: true, subtree: true });
 document.addEventListener("DOMContentLoaded", () => {
+  for (const icon of document.querySelectorAll(".theme-switch-button i[title]")) {
+    icon.removeAttribute("title");
+    icon.setAttribute("aria-hidden", "true");
+  }
   for (const button of document.querySelectorAll(".search-button__button[aria-label]")) {
     button.removeAttribute("aria-label");
   }
