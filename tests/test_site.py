@@ -7,6 +7,8 @@ load; every stored widget must render.
 """
 
 import json
+import re
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -221,3 +223,15 @@ def test_figures_stay_readable_in_dark_mode(server, browser):
             dark = [c for c in corners if luminance(figure.getpixel(c)) < 180]
             assert dark == [], f"figure {k} has a dark corner in {mode} mode"
     page.close()
+
+
+CHAPTER_PAGES = [page for page in PAGES if re.match(r"notebooks/\d\d_", page)]
+
+
+@pytest.mark.parametrize("page", CHAPTER_PAGES)
+def test_chapter_offers_its_exercise_set_from_the_site(server, page):
+    href = f"../exercises/ch{Path(page).name[:2]}.ipynb"
+    assert f'href="{href}" download' in (SITE / page).read_text()
+    with urllib.request.urlopen(f"{server}/notebooks/{href}") as response:
+        notebook = json.loads(response.read())
+    assert notebook["cells"], "the served exercise set is an empty notebook"
