@@ -15,7 +15,7 @@ site: setup
 # The whole book as one PDF, offline: a single-page build printed by Chromium.
 pdf: setup-browser
 	$(VENV)/jupyter-book build . --builder custom --custom-builder singlehtml
-	$(VENV)/python scripts/pdf.py _build/singlehtml/index.html _build/book.pdf
+	$(VENV)/python scripts/pdf.py _build/singlehtml book/preface.html _build/book.pdf
 
 test: setup-browser site
 	$(VENV)/ruff check .

@@ -1,6 +1,6 @@
 """Print the single-page build of the book to a PDF with the Chromium of the browser test.
 
-    python scripts/pdf.py _build/singlehtml/index.html _build/book.pdf
+    python scripts/pdf.py _build/singlehtml book/preface.html _build/book.pdf
 
 The page is served from 127.0.0.1 with every other request refused, its math typeset by the
 site's own MathJax before printing, so the PDF is made offline.
@@ -23,11 +23,11 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def print_pdf(page_path: Path, out: Path) -> None:
+def print_pdf(site: Path, page_path: str, out: Path) -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         sys.exit("make pdf needs Chromium: scripts/setup.sh --browser installs it")
-    handler = functools.partial(QuietHandler, directory=str(page_path.parent))
+    handler = functools.partial(QuietHandler, directory=str(site))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     address = f"http://127.0.0.1:{httpd.server_port}"
@@ -42,7 +42,7 @@ def print_pdf(page_path: Path, out: Path) -> None:
                 else route.abort()
             ),
         )
-        page.goto(f"{address}/{page_path.name}", wait_until="networkidle", timeout=300_000)
+        page.goto(f"{address}/{page_path}", wait_until="networkidle", timeout=300_000)
         page.wait_for_function("() => window.MathJax?.startup?.promise", timeout=60_000)
         page.evaluate("() => window.MathJax.startup.promise.then(() => true)")
         page.emulate_media(media="print")
@@ -59,4 +59,4 @@ def print_pdf(page_path: Path, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    print_pdf(Path(sys.argv[1]), Path(sys.argv[2]))
+    print_pdf(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]))
