@@ -17,7 +17,7 @@ pdf: setup-browser
 	$(VENV)/jupyter-book build . --builder custom --custom-builder singlehtml
 	$(VENV)/python scripts/pdf.py _build/singlehtml book/preface.html _build/book.pdf
 
-test: setup-browser site
+test: setup-browser site pdf
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
 	$(VENV)/python scripts/lock.py --check

@@ -24,6 +24,10 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def print_pdf(site: Path, page_path: str, out: Path) -> None:
+    # Sphinx writes the single page at its root document's path (book/preface.html) but with
+    # links relative to the build's top level: print a copy that sits where its links point.
+    top_level = site / "book.html"
+    shutil.copyfile(site / page_path, top_level)
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         sys.exit("make pdf needs Chromium: scripts/setup.sh --browser installs it")
@@ -42,7 +46,7 @@ def print_pdf(site: Path, page_path: str, out: Path) -> None:
                 else route.abort()
             ),
         )
-        page.goto(f"{address}/{page_path}", wait_until="networkidle", timeout=300_000)
+        page.goto(f"{address}/{top_level.name}", wait_until="networkidle", timeout=300_000)
         page.wait_for_function("() => window.MathJax?.startup?.promise", timeout=60_000)
         page.evaluate("() => window.MathJax.startup.promise.then(() => true)")
         page.emulate_media(media="print")
