@@ -57,7 +57,7 @@ def execute_once(original, path: Path, timeout: int, client_class):
         notebook, path, timeout, client_class, on_cell_execute=before, on_cell_executed=after
     )
     start = time.perf_counter()
-    client.execute()
+    client.execute(cleanup_kc=True)  # else every run leaves its kernel running
     total = time.perf_counter() - start
     stalls = []
     for index, cell in enumerate(notebook.cells):

@@ -73,7 +73,7 @@ def execute(path: Path, timeout: int = CELL_TIMEOUT_S) -> float:
     notebook = nbformat.read(path, as_version=4)
     client = notebook_client(notebook, path, timeout, store_widget_state=True)
     start = time.perf_counter()
-    client.execute()
+    client.execute(cleanup_kc=True)  # nbclient leaves a kernel it did not start running
     seconds = time.perf_counter() - start
     nbformat.write(notebook, path)
     return seconds

@@ -63,3 +63,19 @@ def test_no_message_still_raises_empty_at_the_deadline(monkeypatch):
 
     with pytest.raises(Empty):
         asyncio.run(scenario())
+
+
+def test_execute_runs_the_cells_and_shuts_its_kernel_down(tmp_path, monkeypatch):
+    import nbformat
+    import psutil
+
+    path = tmp_path / "tiny.ipynb"
+    nbformat.write(
+        nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")]), path
+    )
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    execute_notebooks.execute(path, timeout=120)
+    executed = nbformat.read(path, as_version=4)
+    assert executed.cells[0].outputs[0]["text"] == "42\n"
+    left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+    assert [p for p in left if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
