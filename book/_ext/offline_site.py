@@ -1,4 +1,5 @@
-"""Keep the website self-contained: drop the Thebe (live-code) scripts Jupyter Book 1 adds.
+"""Keep the website self-contained: drop the Thebe (live-code) scripts Jupyter Book 1 adds;
+fix two accessibility faults of the theme's markup.
 
 The course runs its code in JupyterLab, not through a remote kernel, so Thebe is not used.
 Jupyter Book 1 always loads sphinx-thebe, which injects its configuration script twice
@@ -16,6 +17,25 @@ def drop_thebe(app, pagename, templatename, context, doctree):
             context[key] = [asset for asset in context[key] if not is_thebe(asset)]
 
 
+# Accessibility fixes of the theme's own markup (axe-core, WCAG 2.1 AA), on every page:
+# the search button's aria-label ("Search") hides its visible text ("Search the course...
+# Ctrl+K"), and the sidebar's expand toggles (<summary> holding only an icon) have no name.
+A11Y_FIXES = """
+document.addEventListener("DOMContentLoaded", () => {
+  for (const button of document.querySelectorAll(".search-button__button[aria-label]")) {
+    button.removeAttribute("aria-label");
+  }
+  for (const summary of document.querySelectorAll("summary")) {
+    if (summary.textContent.trim()) continue;
+    const link = summary.parentElement.parentElement.querySelector(":scope > a");
+    const label = link ? link.textContent.trim() : "this part";
+    summary.setAttribute("aria-label", `Show the sections of ${label}`);
+  }
+});
+"""
+
+
 def setup(app):
     app.connect("html-page-context", drop_thebe)
+    app.add_js_file(None, body=A11Y_FIXES)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
