@@ -14,11 +14,11 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from browser import chromium, move_first_control, serve, shown_frame
 from ipywidgets.embed import embed_data
 from PIL import Image
 
 from course_lib import explorer
-from tests.browser import chromium, move_first_control, serve, shown_frame
 
 matplotlib.use("Agg")
 VENDOR = Path(__file__).resolve().parents[1] / "book" / "_vendor"

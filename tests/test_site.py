@@ -13,8 +13,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-
-from tests.browser import chromium, move_first_control, serve, shown_frame
+from browser import chromium, move_first_control, serve, shown_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "html"
