@@ -1,11 +1,9 @@
-r"""Chapter 1's hiker in the fog: the walk, its picture, its explorer and its animation.
+r"""Chapter 1's hiker in the fog: the walk and its picture.
 
-The explorer is split in three so that it can be tested and shown without a browser:
-
-1. a pure function that computes what the explorer shows (:func:`hiker_walk`);
-2. a drawing function that paints that result on a matplotlib ``Axes`` (:func:`draw_hiker`);
-3. the widget that wires ipywidgets sliders to 1 and 2 (:func:`hiker_explorer`), plus the
-   kernel-free counterpart for the website, an HTML animation (:func:`hiker_animation`).
+What the chapter's explorer shows is split in two so that it can be tested without a browser:
+a pure function that computes the walk (:func:`hiker_walk`) and a drawing function that
+paints it on a matplotlib ``Axes`` (:func:`draw_hiker`); the chapter's ``plot`` turns them
+into a figure for :mod:`course_lib.explorer`, live in JupyterLab and precomputed on the site.
 
 A hiker stands on a landscape in thick fog: only the ground within ``window_radius`` is
 visible. Not knowing where the valley is, she feels the slope under her feet (the gradient
@@ -141,82 +139,3 @@ def draw_hiker(
     picture = _HikerPicture(landscape, walk, ax, reveal, resolution)
     picture.show(len(walk.path) - 1 if step is None else step)
     return ax
-
-
-def hiker_animation(
-    landscape: Landscape,
-    walk: HikerWalk,
-    *,
-    frames: int = 25,
-    resolution: int = 90,
-    figsize=(4.8, 3.9),
-    dpi: int = 64,
-) -> str:
-    """The kernel-free counterpart of :func:`hiker_explorer`: an HTML animation of the hiker
-    walking through the fog (at most ``frames`` frames, evenly spread over the walk)."""
-    indices = viz.frame_indices(len(walk.path), frames)
-    fig, ax = plt.subplots(figsize=figsize)
-    picture = _HikerPicture(landscape, walk, ax, reveal=False, resolution=resolution)
-    fig.tight_layout()
-    draw = lambda frame: picture.show(indices[frame])  # noqa: E731
-    return viz.animation_html(fig, draw, len(indices), dpi=dpi)
-
-
-def hiker_explorer(landscapes, *, step_size: float = 0.3, steps: int = 20, window_radius=0.6):
-    """A live explorer: choose a landscape (``landscapes`` is one :class:`Landscape` or a dict
-    of them), the start point, the stride, the window radius and the number of strides; tick
-    "lift the fog" to see the whole landscape. Returns an ``ipywidgets.HBox``: controls, picture."""
-    import ipywidgets as ipw
-
-    if isinstance(landscapes, Landscape):
-        landscapes = {landscapes.name: landscapes}
-    choice = ipw.Dropdown(options=list(landscapes), description="landscape")
-    style = {"description_width": "initial"}
-    start_x = ipw.FloatSlider(description="start x", style=style, continuous_update=False)
-    start_y = ipw.FloatSlider(description="start y", style=style, continuous_update=False)
-    lazy = {"style": style, "continuous_update": False}
-    stride = ipw.FloatSlider(value=step_size, min=0.01, max=1.0, step=0.01,
-                                 description="step size", **lazy)  # fmt: skip
-    radius = ipw.FloatSlider(value=window_radius, min=0.05, max=2.0, step=0.05,
-                                 description="window radius", **lazy)  # fmt: skip
-    count = ipw.IntSlider(value=steps, min=0, max=100, description="steps", style=style,
-                              continuous_update=False)  # fmt: skip
-    reveal = ipw.Checkbox(value=False, description="lift the fog")
-    output = ipw.Output()
-    fitting = {"now": False}
-
-    def fit_sliders(*_):
-        fitting["now"] = True
-        landscape = landscapes[choice.value]
-        (x_min, x_max), (y_min, y_max) = landscape.bounds
-        width = max(x_max - x_min, y_max - y_min)
-        for slider, (low, high), value in (
-            (start_x, (x_min, x_max), landscape.start[0]),
-            (start_y, (y_min, y_max), landscape.start[1]),
-        ):
-            slider.min, slider.max = -1e9, 1e9  # widen first so min <= max always holds
-            slider.min, slider.max, slider.step = low, high, (high - low) / 100
-            slider.value = value
-        stride.max, radius.max = round(0.25 * width, 2), round(0.5 * width, 2)
-        fitting["now"] = False
-        redraw()
-
-    def redraw(*_):
-        if fitting["now"]:
-            return
-        landscape = landscapes[choice.value]
-        walk = hiker_walk(landscape, (start_x.value, start_y.value), step_size=stride.value,
-                          steps=count.value, window_radius=radius.value)  # fmt: skip
-        with output:
-            output.clear_output(wait=True)
-            fig, ax = plt.subplots(figsize=(6.0, 4.8))
-            draw_hiker(landscape, walk, ax, reveal=reveal.value)
-            fig.tight_layout()
-            plt.show()
-
-    choice.observe(fit_sliders, names="value")
-    for control in (start_x, start_y, stride, radius, count, reveal):
-        control.observe(redraw, names="value")
-    fit_sliders()
-    controls = ipw.VBox([choice, start_x, start_y, stride, radius, count, reveal])
-    return ipw.HBox([controls, output])

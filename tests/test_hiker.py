@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from course_lib import hiker, landscapes  # noqa: E402
+from course_lib import explorer, hiker, landscapes  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -77,28 +77,8 @@ def test_draw_hiker_clips_the_landscape_to_the_window():
     assert "minimum" in [t.get_text() for t in revealed.get_legend().get_texts()]
 
 
-def test_hiker_animation_has_one_frame_per_shown_step():
-    bowl = landscapes.quadratic()
-    walk = hiker.hiker_walk(bowl, (-1.8, 1.2), step_size=0.3, steps=5)
-    html = hiker.hiker_animation(bowl, walk, frames=4, resolution=30)
-    assert html.count("data:image/png;base64") == 4
-
-
-def test_explorer_controls_redraw_the_walk():
-    import ipywidgets
-
-    box = hiker.hiker_explorer(landscapes.all_landscapes(), steps=3)
-    controls, output = box.children
-    choice, start_x, start_y, stride, radius, count, reveal = controls.children
-    assert isinstance(output, ipywidgets.Output)
-    choice.value = "Rosenbrock"
-    assert (start_x.value, start_y.value) == (-1.5, 2.0)
-    assert (start_x.min, start_x.max, start_y.min, start_y.max) == (-2.0, 2.0, -1.0, 3.0)
-    count.value = 2
-    reveal.value = True
-
-
 def test_the_old_module_name_still_works():
     from course_lib import widgets
 
     assert widgets.hiker_walk is hiker.hiker_walk and widgets.draw_hiker is hiker.draw_hiker
+    assert widgets.live is explorer.live and widgets.precomputed is explorer.precomputed
