@@ -3,7 +3,7 @@
 # All start from a fresh clone: scripts/setup.sh installs what is missing and skips the rest.
 
 VENV := .venv/bin
-PYTEST_FLAGS := --nbval-lax --nbval-cell-timeout=180 --nbval-sanitize-with tests/nbval_sanitize.cfg
+PYTEST_FLAGS := --nbval-lax --nbval-cell-timeout=300 --nbval-sanitize-with tests/nbval_sanitize.cfg
 # one pytest worker per core; each file (a notebook's cells, a module's fixtures) stays on one
 PYTEST_FLAGS += -n auto --dist loadfile --durations=20
 
