@@ -7,10 +7,15 @@ PYTEST_FLAGS := --nbval-lax --nbval-cell-timeout=180 --nbval-sanitize-with tests
 # one pytest worker per core; each file (a notebook's cells, a module's fixtures) stays on one
 PYTEST_FLAGS += -n auto --dist loadfile --durations=20
 
-.PHONY: site test lab setup setup-browser notebooks release clean
+.PHONY: site pdf test lab setup setup-browser notebooks release clean
 
 site: setup
 	$(VENV)/jupyter-book build . --warningiserror --keep-going
+
+# The whole book as one PDF, offline: a single-page build printed by Chromium.
+pdf: setup-browser
+	$(VENV)/jupyter-book build . --builder custom --custom-builder singlehtml
+	$(VENV)/python scripts/pdf.py _build/singlehtml/index.html _build/book.pdf
 
 test: setup-browser site
 	$(VENV)/ruff check .

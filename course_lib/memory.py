@@ -48,14 +48,17 @@ def _parameters(model_or_params):
 
 
 def parameter_bytes(model_or_params):
+    """Bytes of the parameters of a model (or of an iterable of parameters)."""
     return tensor_bytes(_parameters(model_or_params))
 
 
 def gradient_bytes(model_or_params):
+    """Bytes of the gradients stored on those parameters (``None`` gradients count 0)."""
     return tensor_bytes(p.grad for p in _parameters(model_or_params))
 
 
 def optimizer_parameters(optimizer):
+    """The parameters of every group of ``optimizer``, as one list."""
     return [p for group in optimizer.param_groups for p in group["params"]]
 
 
