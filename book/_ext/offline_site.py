@@ -20,8 +20,9 @@ def drop_thebe(app, pagename, templatename, context, doctree):
 # Accessibility fixes of the theme's own markup (axe-core, WCAG 2.1 AA), on every page:
 # the search button's aria-label ("Search") hides its visible text ("Search the course...
 # Ctrl+K"); the colour-mode button's icons carry titles that differ from its label; the
-# sidebar's expand toggles (<summary> holding only an icon) have no name; and the widgets'
-# slider handles (role=slider) are not tied to their description label.
+# sidebar's expand toggles (<summary> holding only an icon) have no name; the widgets'
+# slider handles (role=slider) are not tied to their description label; and the references'
+# role=list holds entries with the deprecated role doc-biblioentry instead of listitem.
 A11Y_FIXES = """
 function nameSliders() {
   for (const handle of document.querySelectorAll(".jupyter-widgets [role=slider]")) {
@@ -45,6 +46,9 @@ document.addEventListener("DOMContentLoaded", () => {
     const link = summary.parentElement.parentElement.querySelector(":scope > a");
     const label = link ? link.textContent.trim() : "this part";
     summary.setAttribute("aria-label", `Show the sections of ${label}`);
+  }
+  for (const entry of document.querySelectorAll(".citation-list > [role=doc-biblioentry]")) {
+    entry.setAttribute("role", "listitem");
   }
 });
 """
