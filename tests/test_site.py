@@ -222,3 +222,12 @@ def test_chapter_offers_its_exercise_set_from_the_site(server, page):
     with urllib.request.urlopen(f"{server}/notebooks/{href}") as response:
         notebook = json.loads(response.read())
     assert notebook["cells"], "the served exercise set is an empty notebook"
+
+
+@pytest.mark.parametrize("page", [page for page in PAGES if is_chapter(page)])
+def test_chapter_links_to_the_api_reference(page):
+    html = (SITE / page).read_text()
+    anchors = set(re.findall(r'href="\.\./book/api\.html#(course_lib\.[\w.]+)"', html))
+    api = (SITE / "book" / "api.html").read_text()
+    assert anchors, "no links to the API reference"
+    assert [a for a in anchors if f'id="{a}"' not in api] == [], "links to missing API entries"

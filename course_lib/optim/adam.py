@@ -60,6 +60,25 @@ def adam_update_(
     param.addcdiv_(exp_avg, denom, value=-step_size)
 
 
+def adam_group_update_(group, step, param, grad, state, *, decoupled_weight_decay):
+    """:func:`adam_update_` with the hyperparameters of a parameter group."""
+    beta1, beta2 = group["betas"]
+    adam_update_(
+        param,
+        grad,
+        state["exp_avg"],
+        state["exp_avg_sq"],
+        state.get("max_exp_avg_sq"),
+        step=step,
+        lr=group["lr"],
+        beta1=beta1,
+        beta2=beta2,
+        eps=group["eps"],
+        weight_decay=group["weight_decay"],
+        decoupled_weight_decay=decoupled_weight_decay,
+    )
+
+
 class Adam(CourseOptimizer):
     """Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
     maximize=False).
@@ -105,21 +124,8 @@ class Adam(CourseOptimizer):
         return state
 
     def update(self, group, step, param, grad, state):
-        beta1, beta2 = group["betas"]
-        adam_update_(
-            param,
-            grad,
-            state["exp_avg"],
-            state["exp_avg_sq"],
-            state.get("max_exp_avg_sq"),
-            step=step,
-            lr=group["lr"],
-            beta1=beta1,
-            beta2=beta2,
-            eps=group["eps"],
-            weight_decay=group["weight_decay"],
-            decoupled_weight_decay=self.decoupled_weight_decay,
-        )
+        # reads nothing from self, so a compiled update (fused=True) serves every instance
+        adam_group_update_(group, step, param, grad, state, decoupled_weight_decay=False)
 
 
 class AdamW(Adam):
@@ -131,6 +137,9 @@ class AdamW(Adam):
     """
 
     decoupled_weight_decay = True
+
+    def update(self, group, step, param, grad, state):
+        adam_group_update_(group, step, param, grad, state, decoupled_weight_decay=True)
 
     def __init__(
         self,
