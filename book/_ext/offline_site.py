@@ -24,20 +24,26 @@ def drop_thebe(app, pagename, templatename, context, doctree):
 # slider handles (role=slider) are not tied to their description label; and the references'
 # role=list holds entries with the deprecated role doc-biblioentry instead of listitem.
 A11Y_FIXES = """
-function nameSliders() {
+function fixLateMarkup() {
   for (const handle of document.querySelectorAll(".jupyter-widgets [role=slider]")) {
     if (handle.hasAttribute("aria-label")) continue;
     const label = handle.closest(".widget-slider")?.querySelector(".widget-label");
     handle.setAttribute("aria-label", label?.textContent.trim() || "slider");
   }
-}
-new MutationObserver(nameSliders).observe(document.documentElement,
-  { childList: true, subtree: true });
-document.addEventListener("DOMContentLoaded", () => {
-  for (const icon of document.querySelectorAll(".theme-switch-button i[title]")) {
+  // Font Awesome swaps each <i title> for an <svg> holding a <title>, before or after
+  // DOMContentLoaded depending on load: quiet both forms.
+  for (const icon of document.querySelectorAll(
+      ".theme-switch-button i[title], .theme-switch-button svg[aria-labelledby]")) {
     icon.removeAttribute("title");
+    icon.removeAttribute("aria-labelledby");
+    icon.querySelector("title")?.remove();
     icon.setAttribute("aria-hidden", "true");
   }
+}
+new MutationObserver(fixLateMarkup).observe(document.documentElement,
+  { childList: true, subtree: true });
+document.addEventListener("DOMContentLoaded", () => {
+  fixLateMarkup();
   for (const button of document.querySelectorAll(".search-button__button[aria-label]")) {
     button.removeAttribute("aria-label");
   }
