@@ -106,6 +106,19 @@ def test_compressed_frames_stay_light(box):
         explorer.precomputed(plot, {"shape": ["rise"], "slope": [1, 2]}, alt=describe, max_bytes=1)
 
 
+def test_frames_drawn_in_forked_processes_equal_those_drawn_here(box):
+    here = explorer.precomputed(plot, GRID, alt=describe, initial={"slope": 2}, processes=1)
+    assert frames(here) == frames(box)  # box: the default, one process per core
+
+
+def test_a_failing_plot_raises_its_own_error_from_a_forked_process():
+    def broken(shape, slope):
+        raise ZeroDivisionError(f"no figure for {shape}")
+
+    with pytest.raises(ZeroDivisionError, match="no figure for rise"):
+        explorer.precomputed(broken, GRID, alt=describe, processes=2)
+
+
 @pytest.mark.parametrize(
     "grid, alt, match",
     [
