@@ -36,7 +36,7 @@ import torch
 from course_lib import _args
 
 from ._base import CourseOptimizer, run_compiled, scalar_tensor
-from .transforms import ema_of_squares_
+from .transforms import bias_correction, ema_of_squares_
 
 
 def schedulefree_adamw_update_(
@@ -47,7 +47,7 @@ def schedulefree_adamw_update_(
     ``average_weight`` is :math:`c_{t+1}`; ``step`` is the group's step count t (1, 2, ...).
     """
     ema_of_squares_(exp_avg_sq, grad, beta2)
-    denom = exp_avg_sq.div(1 - beta2**step).sqrt_().add_(eps)
+    denom = exp_avg_sq.div(bias_correction(beta2, step)).sqrt_().add_(eps)
     direction = grad.div(denom)
     if weight_decay != 0:
         direction.add_(y, alpha=weight_decay)
