@@ -130,6 +130,11 @@ def digit_pairs(
 # ------------------------------------------------------------- the model and the SigLIP loss
 
 
+def _unit_rows(x: torch.Tensor) -> torch.Tensor:
+    """Each row over its norm: ``F.normalize(x, dim=-1)``'s values, half its Python overhead."""
+    return x / torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(1e-12)
+
+
 class TwoTower(nn.Module):
     r"""Two small MLP towers embedding each view on the unit sphere, with a learnable
     temperature :math:`t = e^{\theta}` and bias :math:`c`: logits
@@ -148,14 +153,14 @@ class TwoTower(nn.Module):
 
     def logits(self, top: torch.Tensor, bottom: torch.Tensor) -> torch.Tensor:
         """The (n, m) matrix of pair logits between n top halves and m bottom halves."""
-        u = F.normalize(self.top(top), dim=-1)
-        v = F.normalize(self.bottom(bottom), dim=-1)
+        u = _unit_rows(self.top(top))
+        v = _unit_rows(self.bottom(bottom))
         return self.log_temperature.exp() * u @ v.T + self.bias
 
     def own_logits(self, top: torch.Tensor, bottom: torch.Tensor) -> torch.Tensor:
         """The diagonal of :meth:`logits` alone: each top half with its own bottom half."""
-        u = F.normalize(self.top(top), dim=-1)
-        v = F.normalize(self.bottom(bottom), dim=-1)
+        u = _unit_rows(self.top(top))
+        v = _unit_rows(self.bottom(bottom))
         return self.log_temperature.exp() * (u * v).sum(-1) + self.bias
 
     def forward_flops(self, n: int) -> int:
