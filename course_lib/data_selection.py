@@ -35,7 +35,11 @@ compute (scoring included) to reach a target accuracy on a clean held-out set.
 """
 
 import math
+import multiprocessing
+import os
+import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -432,6 +436,7 @@ def compare_selection(
     reference_steps=300,
     device=None,
     reference=None,
+    processes=None,
     **kwargs,
 ) -> list:
     """Run every method for every seed (data corruption, reference and learner all seeded
@@ -440,20 +445,52 @@ def compare_selection(
 
     A ``reference`` model, if given, serves every seed instead (sound because the clean
     reference split is the same for every seed; the spread over seeds then leaves out the
-    reference's own seed)."""
-    runs = []
-    fixed_reference = reference
+    reference's own seed).
+
+    The runs are independent and seeded, so they run in ``processes`` forked processes
+    (default: one per core; serially where fork is unsafe: not Linux, or CUDA started) with
+    the same results as one after the other."""
+    pending = []
     for seed in seeds:
         data = digit_pairs(corrupted_share, seed=seed).to(device)
-        reference = fixed_reference or train_reference(data, steps=reference_steps, seed=seed)
-        ref_accuracy = retrieval_accuracy(
-            reference, data.test_top, data.test_bottom, data.test_labels
+        seed_reference = reference or train_reference(data, steps=reference_steps, seed=seed)
+        extra = dict(
+            reference_accuracy=retrieval_accuracy(
+                seed_reference, data.test_top, data.test_bottom, data.test_labels
+            ),
+            reference_train_flops=reference_steps * 3 * seed_reference.forward_flops(64),
         )
-        ref_flops = reference_steps * 3 * reference.forward_flops(64)
-        for method in methods:
-            run = train_with_selection(method, data, reference, seed=seed, **kwargs)
-            runs.append(dict(run, reference_accuracy=ref_accuracy, reference_train_flops=ref_flops))
-    return runs
+        pending += [(method, data, seed_reference, seed, kwargs, extra) for method in methods]
+    return _run_all(pending, processes)
+
+
+_PENDING = []  # the runs of _run_all, inherited (not pickled) by the forked processes
+
+
+def _run(index: int) -> dict:
+    method, data, reference, seed, kwargs, extra = _PENDING[index]
+    return dict(train_with_selection(method, data, reference, seed=seed, **kwargs), **extra)
+
+
+def _run_all(pending: list, processes) -> list:
+    """``[_run(i) for i in range(len(pending))]``, in forked processes where allowed."""
+    global _PENDING
+    if processes is None:
+        processes = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    processes = min(processes, len(pending))
+    _PENDING = pending
+    try:
+        if processes < 2 or sys.platform != "linux" or torch.cuda.is_initialized():
+            return [_run(i) for i in range(len(pending))]
+        with ProcessPoolExecutor(
+            processes,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=torch.set_num_threads,  # a forked child must not reuse the parent's pool
+            initargs=(1,),
+        ) as pool:
+            return list(pool.map(_run, range(len(pending))))
+    finally:
+        _PENDING = []
 
 
 def iterations_to_target(curve, target: float):

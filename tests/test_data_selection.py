@@ -297,3 +297,29 @@ def test_cached_reference_scoring_selects_as_the_full_super_batch_scores():
         seeds=(0, 1), methods=("uniform",), reference=reference, max_iterations=10, target=1.1
     )
     assert shared[0]["reference_accuracy"] == shared[1]["reference_accuracy"]
+
+
+def test_compare_selection_in_forked_processes_matches_serial_runs():
+    data = ds.digit_pairs(corrupted_share=0.5, seed=0)
+    reference = ds.train_reference(data, steps=20, seed=0)
+    kwargs = dict(seeds=(0, 1), methods=("uniform", "joint"), max_iterations=20, target=1.1)
+    serial = ds.compare_selection(processes=1, reference=reference, **kwargs)
+    forked = ds.compare_selection(processes=2, reference=reference, **kwargs)
+    assert [(r["seed"], r["method"]) for r in forked] == [
+        (0, "uniform"),
+        (0, "joint"),
+        (1, "uniform"),
+        (1, "joint"),
+    ]
+    for one, other in zip(serial, forked, strict=True):
+        for key in (
+            "curve",
+            "corrupted_share",
+            "train_flops",
+            "scoring_passes",
+            "reference_accuracy",
+        ):
+            assert one[key] == other[key]
+        for p, q in zip(one["learner"].parameters(), other["learner"].parameters(), strict=True):
+            assert torch.equal(p, q)
+    assert serial[0]["curve"] != serial[2]["curve"]  # the seeds differ
