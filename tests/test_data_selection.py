@@ -266,8 +266,9 @@ def test_iterations_to_target_and_summary_statistics():
 
 def test_cached_reference_scoring_selects_as_the_full_super_batch_scores():
     """train_with_selection scores from the pool's cached reference losses (and, for independent
-    selection, the learner's own-pair losses only): its first batch must be the one that
-    scoring the super-batch from scratch with pairwise_learnability picks."""
+    selection and one-chunk joint selection, the learner's own-pair losses only): its first
+    batch must be the one that scoring the super-batch from scratch with pairwise_learnability
+    picks."""
     data = ds.digit_pairs(corrupted_share=0.5, seed=2)
     reference = ds.train_reference(data, steps=20, seed=2)
     run = ds.train_with_selection(
@@ -283,7 +284,42 @@ def test_cached_reference_scoring_selects_as_the_full_super_batch_scores():
     batch = candidates[ds.top_k(ds.independent_scores(scores), 32)]
     expected = data.pool_corrupted[batch].double().mean().item()
     assert run["corrupted_share"] == expected
+    # joint selection with one chunk also scores the own pairs alone: the same draw as
+    # joint_select on the full matrix of pair learnabilities
+    run = ds.train_with_selection(
+        "joint", data, reference, seed=5, n_chunks=1, max_iterations=1, target=1.1, eval_every=1
+    )
+    generator = torch.Generator().manual_seed(5)
+    candidates = torch.randperm(len(data.pool_top), generator=generator)[:160]
+    batch = candidates[ds.joint_select(scores, 32, 1, generator)]
+    assert run["corrupted_share"] == data.pool_corrupted[batch].double().mean().item()
     shared = ds.compare_selection(
         seeds=(0, 1), methods=("uniform",), reference=reference, max_iterations=10, target=1.1
     )
     assert shared[0]["reference_accuracy"] == shared[1]["reference_accuracy"]
+
+
+def test_compare_selection_in_forked_processes_matches_serial_runs():
+    data = ds.digit_pairs(corrupted_share=0.5, seed=0)
+    reference = ds.train_reference(data, steps=20, seed=0)
+    kwargs = dict(seeds=(0, 1), methods=("uniform", "joint"), max_iterations=20, target=1.1)
+    serial = ds.compare_selection(processes=1, reference=reference, **kwargs)
+    forked = ds.compare_selection(processes=2, reference=reference, **kwargs)
+    assert [(r["seed"], r["method"]) for r in forked] == [
+        (0, "uniform"),
+        (0, "joint"),
+        (1, "uniform"),
+        (1, "joint"),
+    ]
+    for one, other in zip(serial, forked, strict=True):
+        for key in (
+            "curve",
+            "corrupted_share",
+            "train_flops",
+            "scoring_passes",
+            "reference_accuracy",
+        ):
+            assert one[key] == other[key]
+        for p, q in zip(one["learner"].parameters(), other["learner"].parameters(), strict=True):
+            assert torch.equal(p, q)
+    assert serial[0]["curve"] != serial[2]["curve"]  # the seeds differ
