@@ -35,11 +35,7 @@ compute (scoring included) to reach a target accuracy on a clean held-out set.
 """
 
 import math
-import multiprocessing
-import os
-import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -48,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib import _args
+from course_lib._fork import map_forked
 from course_lib.models import mlp
 from course_lib.optim import Adam
 
@@ -461,36 +458,11 @@ def compare_selection(
             reference_train_flops=reference_steps * 3 * seed_reference.forward_flops(64),
         )
         pending += [(method, data, seed_reference, seed, kwargs, extra) for method in methods]
-    return _run_all(pending, processes)
+    return map_forked(lambda args: _run(*args), pending, processes)
 
 
-_PENDING = []  # the runs of _run_all, inherited (not pickled) by the forked processes
-
-
-def _run(index: int) -> dict:
-    method, data, reference, seed, kwargs, extra = _PENDING[index]
+def _run(method, data, reference, seed, kwargs, extra) -> dict:
     return dict(train_with_selection(method, data, reference, seed=seed, **kwargs), **extra)
-
-
-def _run_all(pending: list, processes) -> list:
-    """``[_run(i) for i in range(len(pending))]``, in forked processes where allowed."""
-    global _PENDING
-    if processes is None:
-        processes = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    processes = min(processes, len(pending))
-    _PENDING = pending
-    try:
-        if processes < 2 or sys.platform != "linux" or torch.cuda.is_initialized():
-            return [_run(i) for i in range(len(pending))]
-        with ProcessPoolExecutor(
-            processes,
-            mp_context=multiprocessing.get_context("fork"),
-            initializer=torch.set_num_threads,  # a forked child must not reuse the parent's pool
-            initargs=(1,),
-        ) as pool:
-            return list(pool.map(_run, range(len(pending))))
-    finally:
-        _PENDING = []
 
 
 def iterations_to_target(curve, target: float):

@@ -43,14 +43,12 @@ import base64
 import html
 import io
 import itertools
-import multiprocessing
-import os
-import sys
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 
 import matplotlib.pyplot as plt
 from PIL import Image
+
+from course_lib._fork import map_forked
 
 MAX_FRAMES = 60
 MAX_BYTES = 1_500_000
@@ -163,7 +161,7 @@ def precomputed(
     for text, point in zip(texts, points, strict=True):
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"alt must give a non-empty string, got {text!r} at {point}")
-    pngs = _draw_all(plot, points, dpi, processes)
+    pngs = map_forked(lambda point: _draw(plot, point, dpi), points, processes)
     total = sum(len(png) for png in pngs)
     pages = {
         tuple(point.values()): ipw.HTML(frame_html(png, text))
@@ -195,44 +193,12 @@ def precomputed(
     return box
 
 
-_JOB = None  # (plot, dpi) of the frames being drawn, inherited by the forked processes
-
-
-def _draw(point: dict, job=None) -> bytes:
-    plot, dpi = job or _JOB
+def _draw(plot, point: dict, dpi: int) -> bytes:
     fig = plot(**point)
     try:
         return png_bytes(fig, dpi=dpi)
     finally:
         plt.close(fig)
-
-
-def _one_thread():
-    if "torch" in sys.modules:  # a forked child must not reuse the parent's thread pool
-        sys.modules["torch"].set_num_threads(1)
-
-
-def _can_fork() -> bool:
-    torch = sys.modules.get("torch")
-    return sys.platform == "linux" and not (torch and torch.cuda.is_initialized())
-
-
-def _draw_all(plot, points: list[dict], dpi: int, processes: int | None) -> list[bytes]:
-    """The PNG of ``plot(**point)`` for each point, in order; in forked processes if allowed."""
-    global _JOB
-    if processes is None:
-        processes = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    processes = min(processes, len(points))
-    if processes < 2 or not _can_fork():
-        return [_draw(point, (plot, dpi)) for point in points]
-    _JOB = (plot, dpi)
-    try:
-        with ProcessPoolExecutor(
-            processes, mp_context=multiprocessing.get_context("fork"), initializer=_one_thread
-        ) as pool:
-            return list(pool.map(_draw, points))
-    finally:
-        _JOB = None
 
 
 def _control(name: str, values: Sequence, first):
