@@ -174,3 +174,13 @@ def test_block_sharpness_matches_full_hessian_eigenvalues(model):
         hessian = torch.autograd.functional.hessian(f, p.detach())
         top = torch.linalg.eigvalsh(hessian.double()).abs().max().item()
         assert abs(got[name] - top) < 1e-3 * top
+
+
+def test_evaluate_in_chunks_is_the_mean_over_all_windows(model):
+    stream = torch.randint(16, (12 * 50 + 1,), generator=torch.Generator().manual_seed(7))
+    data = stream[:-1].view(50, 12)
+    logits = model(data).double().flatten(0, 1)
+    targets = stream[1:].view(50, 12).flatten()
+    by_hand = (logits.logsumexp(-1) - logits[torch.arange(len(targets)), targets]).mean()
+    for chunk in (7, 50, 64):  # uneven last chunk, one chunk, more than all
+        assert abs(lm.evaluate(model, stream, 12, chunk=chunk) - by_hand.item()) < 1e-5
