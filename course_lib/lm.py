@@ -37,11 +37,7 @@ process takes its share of every batch and DDP averages the gradients. On one CP
 import bisect
 import functools
 import math
-import multiprocessing
-import os
-import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import torch
@@ -50,6 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import course_lib.optim as co
+from course_lib._fork import map_forked
 from course_lib.schedules import warmup_cosine
 
 ALPHABET = "abcdefghijklmnop"
@@ -431,36 +428,11 @@ def train_lm(
         seconds += time.perf_counter() - start
 
 
-_JOB = None  # the function parallel_map applies, inherited by its forked processes
-
-
-def _call(item):
-    return _JOB(item)
-
-
-def _one_thread():
-    torch.set_num_threads(1)  # a forked child must not reuse the parent's thread pool
-
-
 def parallel_map(fn, items, processes: int | None = None) -> list:
-    """``[fn(x) for x in items]``, computed in forked processes, one per core by default.
+    """``[fn(x) for x in items]``, in forked processes, one per core by default.
 
-    For independent training runs of a small model, which use one thread each: two cores
-    then train two runs at once. Each process runs one thread, so a run that seeds itself
-    gives the same numbers as run alone. ``fn`` is inherited by the fork (a closure or a
-    notebook function works); ``items`` and the results travel pickled. Serial where fork
-    is not available (not Linux) or not safe (CUDA started)."""
-    global _JOB
-    items = list(items)
-    if processes is None:
-        processes = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    processes = min(processes, len(items))
-    if processes < 2 or sys.platform != "linux" or torch.cuda.is_initialized():
-        return [fn(x) for x in items]
-    _JOB = fn
-    try:
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(processes, context, initializer=_one_thread) as pool:
-            return list(pool.map(_call, items))
-    finally:
-        _JOB = None
+    For independent seeded training runs of a small model (one thread each): two cores then
+    train two runs at once, with the numbers of each run trained alone. ``fn`` and the items
+    are inherited by the fork (a function defined in a notebook cell works); the results
+    come back pickled. Serial where forking is unsafe (see :func:`course_lib._fork.map_forked`)."""
+    return map_forked(fn, items, processes)
