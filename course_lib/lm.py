@@ -30,10 +30,12 @@ Attention is :func:`causal_attention`, written out so that it reads like the for
 **Training.** :func:`train_lm` trains with a warmup + cosine schedule and logs the
 validation loss against tokens seen and wall-clock seconds. It runs unchanged under
 ``torchrun`` with ``DistributedDataParallel``: when a process group is initialised, each
-process takes its share of every batch and DDP averages the gradients.
+process takes its share of every batch and DDP averages the gradients. On one CPU machine,
+:func:`parallel_map` trains independent runs side by side, one forked process per core.
 """
 
 import bisect
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -44,6 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import course_lib.optim as co
+from course_lib._fork import map_forked
 from course_lib.schedules import warmup_cosine
 
 ALPHABET = "abcdefghijklmnop"
@@ -166,20 +169,23 @@ def windows(stream: torch.Tensor, seq_len: int) -> torch.Tensor:
 def random_batch(stream: torch.Tensor, batch_size: int, seq_len: int, generator) -> torch.Tensor:
     """``batch_size`` windows of ``seq_len + 1`` tokens at random offsets of ``stream``."""
     starts = torch.randint(len(stream) - seq_len, (batch_size,), generator=generator)
-    return torch.stack([stream[s : s + seq_len + 1] for s in starts.tolist()])
+    return stream.unfold(0, seq_len + 1, 1)[starts]
 
 
 # --------------------------------------------------------------------------- model
+@functools.cache
+def causal_mask(t: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The ``(t, t)`` mask M: 0 where j <= i, -inf where j > i; built once per t, dtype, device."""
+    return torch.full((t, t), float("-inf"), dtype=dtype, device=device).triu(1)
+
+
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """softmax(q k^T / sqrt(d) + M) v, with M[i, j] = -inf where j > i (no peeking ahead).
 
     Shapes ``(..., T, d)``; the same result as
     ``F.scaled_dot_product_attention(q, k, v, is_causal=True)``."""
-    t = q.shape[-2]
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-    future = torch.ones(t, t, dtype=torch.bool, device=q.device).triu(1)
-    scores = scores.masked_fill(future, float("-inf"))
-    return scores.softmax(dim=-1) @ v
+    return (scores + causal_mask(q.shape[-2], scores.dtype, q.device)).softmax(dim=-1) @ v
 
 
 class Block(nn.Module):
@@ -251,12 +257,20 @@ def lm_loss(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, stream: torch.Tensor, seq_len: int, max_windows: int | None = None
+    model: nn.Module,
+    stream: torch.Tensor,
+    seq_len: int,
+    max_windows: int | None = None,
+    chunk: int = 64,
 ) -> float:
-    """Mean cross-entropy over the non-overlapping windows of ``stream``."""
+    """Mean cross-entropy over the non-overlapping windows of ``stream``.
+
+    The windows go through the model ``chunk`` at a time (on a CPU, small batches that stay
+    in the cache are faster than one large one); the mean is weighted by chunk size."""
     device = next(model.parameters()).device
-    batch = windows(stream, seq_len)[:max_windows].to(device)
-    return float(lm_loss(model, batch))
+    data = windows(stream, seq_len)[:max_windows]
+    total = sum(float(lm_loss(model, part.to(device))) * len(part) for part in data.split(chunk))
+    return total / len(data)
 
 
 def matrix_parameters(model: nn.Module) -> tuple[list, list]:
@@ -412,3 +426,13 @@ def train_lm(
         for opt in optimizers:
             opt.step()
         seconds += time.perf_counter() - start
+
+
+def parallel_map(fn, items, processes: int | None = None) -> list:
+    """``[fn(x) for x in items]``, in forked processes, one per core by default.
+
+    For independent seeded training runs of a small model (one thread each): two cores then
+    train two runs at once, with the numbers of each run trained alone. ``fn`` and the items
+    are inherited by the fork (a function defined in a notebook cell works); the results
+    come back pickled. Serial where forking is unsafe (see :func:`course_lib._fork.map_forked`)."""
+    return map_forked(fn, items, processes)

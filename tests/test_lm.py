@@ -174,3 +174,38 @@ def test_block_sharpness_matches_full_hessian_eigenvalues(model):
         hessian = torch.autograd.functional.hessian(f, p.detach())
         top = torch.linalg.eigvalsh(hessian.double()).abs().max().item()
         assert abs(got[name] - top) < 1e-3 * top
+
+
+def test_evaluate_in_chunks_is_the_mean_over_all_windows(model):
+    stream = torch.randint(16, (12 * 50 + 1,), generator=torch.Generator().manual_seed(7))
+    data = stream[:-1].view(50, 12)
+    logits = model(data).double().flatten(0, 1)
+    targets = stream[1:].view(50, 12).flatten()
+    by_hand = (logits.logsumexp(-1) - logits[torch.arange(len(targets)), targets]).mean()
+    for chunk in (7, 50, 64):  # uneven last chunk, one chunk, more than all
+        assert abs(lm.evaluate(model, stream, 12, chunk=chunk) - by_hand.item()) < 1e-5
+
+
+def _train(seed):
+    torch.manual_seed(seed)
+    model = lm.TinyGPT(vocab_size=16, seq_len=8, width=8, layers=1, heads=2)
+    corpus = lm.markov_corpus(train_tokens=2_000, val_tokens=200, test_tokens=10)
+    history = lm.train_lm(
+        model, lm.make_optimizers("Adam", model, 1e-2), corpus, steps=5, batch_size=4, seed=seed
+    )
+    return history.val_loss, model.state_dict()
+
+
+def test_parallel_map_trains_like_one_process():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the forked processes: the same kernels, the same bits
+    try:
+        serial = [_train(seed) for seed in (0, 1, 2)]
+    finally:
+        torch.set_num_threads(threads)
+    forked = lm.parallel_map(_train, (0, 1, 2), processes=2)
+    assert len(forked) == 3 and serial[0][0] != serial[1][0]
+    for (loss, state), (loss_f, state_f) in zip(serial, forked, strict=True):
+        assert loss == loss_f
+        assert all(torch.equal(state[k], state_f[k]) for k in state)
+    assert lm.parallel_map(lambda x: x * x, range(5)) == [0, 1, 4, 9, 16]  # a closure is fine
