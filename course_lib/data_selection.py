@@ -44,9 +44,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib import _args
-from course_lib._fork import map_forked
 from course_lib.models import mlp
 from course_lib.optim import Adam
+from course_lib.parallel import map_forked
 
 METHODS = ("uniform", "independent", "joint")
 

@@ -48,7 +48,7 @@ from collections.abc import Callable, Mapping, Sequence
 import matplotlib.pyplot as plt
 from PIL import Image
 
-from course_lib._fork import map_forked
+from course_lib.parallel import map_forked
 
 MAX_FRAMES = 60
 MAX_BYTES = 1_500_000

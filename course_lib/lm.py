@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import course_lib.optim as co
-from course_lib._fork import map_forked
+from course_lib.parallel import map_forked
 from course_lib.schedules import warmup_cosine
 
 ALPHABET = "abcdefghijklmnop"
@@ -434,5 +434,6 @@ def parallel_map(fn, items, processes: int | None = None) -> list:
     For independent seeded training runs of a small model (one thread each): two cores then
     train two runs at once, with the numbers of each run trained alone. ``fn`` and the items
     are inherited by the fork (a function defined in a notebook cell works); the results
-    come back pickled. Serial where forking is unsafe (see :func:`course_lib._fork.map_forked`)."""
+    come back pickled. Serial where forking is unsafe (see
+    :func:`course_lib.parallel.map_forked`)."""
     return map_forked(fn, items, processes)
