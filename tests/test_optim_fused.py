@@ -135,3 +135,22 @@ def test_adafactor_is_not_fusable_and_says_so():
     run(fused_params, fused, 5, 0.01)
     for a, b in zip(eager_params, fused_params, strict=True):
         assert torch.equal(a, b)
+
+
+def test_fused_chunks_group_parameters_by_dimensions(monkeypatch):
+    """run_fused compiles a chunk of at most CHUNK parameters of one number of dimensions at a
+    time (so that a model's chunks repeat few layouts); every parameter is in one chunk."""
+    monkeypatch.setattr(_base, "CHUNK", 5)
+    shapes = [(3, 2), (4,), (2, 2, 2), (5, 1), (6,), (1, 7)] * 4  # 8 vectors, 12 matrices, 4 3-D
+    items = [(torch.zeros(s), i) for i, s in enumerate(shapes)]
+    chunks = list(_base.chunks(items))
+    assert sorted(i for chunk in chunks for _, i in chunk) == list(range(len(shapes)))
+    assert [(len(c), c[0][0].ndim) for c in chunks] == [
+        (5, 1),
+        (3, 1),
+        (5, 2),
+        (5, 2),
+        (2, 2),
+        (4, 3),
+    ]
+    assert all(len({p.ndim for p, _ in chunk}) == 1 for chunk in chunks)

@@ -7,15 +7,18 @@ their state lazily (on the parameter's device, in its dtype), counts their steps
 them to ``update``: one at a time (``foreach=False``), or batched as TensorLists of the
 parameters that share their step count (``foreach=True``, the default), so that each line
 of the update rule is one multi-tensor kernel. With ``fused=True`` (torch's keyword for its
-single-kernel path) each parameter's update runs as ``update`` compiled by
-:func:`torch.compile`: Inductor fuses the whole rule into one loop over the tensor (C++ on a
-CPU, Triton on a GPU), so each byte of the parameter, gradient and state is read and written
-once. The learning rate and the step reach the compiled function as 0-d tensors, so that a
-schedule changing them does not recompile; the function is compiled once per process and
-optimizer class (shapes are dynamic). Where torch cannot compile (no C++ compiler, ...) the
-step warns once and runs the eager update.
+single-kernel path) the loop over the group's parameters, calling ``update`` on each, runs
+compiled by :func:`torch.compile` as one graph: Inductor fuses each parameter's whole rule
+into one loop over its elements (C++ on a CPU, Triton on a GPU), so each byte of the
+parameter, gradient and state is read and written once, and the step's scalars are computed
+once per group. The learning rate and the step reach the compiled function as 0-d tensors,
+so that a schedule changing them does not recompile; it is compiled once per process,
+optimizer class and number of parameters (shapes are dynamic). Where torch cannot compile
+(no C++ compiler, ...) the step warns once and runs the eager update.
 """
 
+import itertools
+import types
 import warnings
 
 import torch
@@ -31,31 +34,66 @@ def zeros_state(param):
     return torch.zeros_like(param, memory_format=torch.preserve_format)
 
 
-_COMPILED = {}  # update function -> torch.compile(function), or None where compiling failed
+_COMPILED = {}  # function -> its compiled loop over parameters, or None where compiling failed
+CHUNK = 8  # parameters per compiled call: its compile time grows with it (~2 s a parameter here)
+
+
+def _each(function):
+    """A loop that calls ``function(*args, *item, **kwargs)`` for each item (one per parameter).
+
+    Compiled, the loop unrolls into one graph: one call per chunk of parameters instead of one
+    per parameter. The loop gets a code object of its own per ``function``, as dynamo keeps
+    its compiled graphs, and its recompile limit, per code object.
+    """
+
+    def each(items, *args, **kwargs):
+        for item in items:
+            function(*args, *item, **kwargs)
+
+    name = f"{function.__name__}_each"
+    code = each.__code__.replace(co_name=name, co_qualname=name)
+    return types.FunctionType(code, each.__globals__, name, None, each.__closure__)
 
 
 def _compiled(function):
-    """``function`` compiled once per process (dynamic shapes: one graph for every layout)."""
+    """The loop over parameters calling ``function``, compiled once per process (dynamic shapes)."""
     if function not in _COMPILED:
-        _COMPILED[function] = torch.compile(function, dynamic=True)
+        _COMPILED[function] = torch.compile(_each(function), dynamic=True)
     return _COMPILED[function]
 
 
-def run_compiled(function, *args, **kwargs):
-    """Call ``function`` compiled; fall back to it, eager, with a warning, where compiling fails."""
-    compiled = _compiled(function)
-    if compiled is not None:
-        try:
-            return compiled(*args, **kwargs)
-        except Exception as error:  # Inductor raises many types (no C++ compiler, ...)
-            warnings.warn(
-                f"fused=True: torch.compile failed ({type(error).__name__}: {error}); "
-                f"{function.__qualname__} runs eager",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            _COMPILED[function] = None
-    return function(*args, **kwargs)
+def chunks(items):
+    """``items`` (each starting with its parameter) in chunks of at most CHUNK, each chunk's
+    parameters of one number of dimensions: the chunks of a model repeat few layouts, each
+    compiled once."""
+    items = sorted(items, key=lambda item: item[0].ndim)
+    for _, same in itertools.groupby(items, key=lambda item: item[0].ndim):
+        same = list(same)
+        for start in range(0, len(same), CHUNK):
+            yield same[start : start + CHUNK]
+
+
+def run_fused(function, items, *args, **kwargs):
+    """``function(*args, *item, **kwargs)`` for each item of ``items``, compiled, one graph a chunk.
+
+    Where compiling fails the loop runs eager, with a warning (once per function).
+    """
+    for chunk in chunks(tuple(item) for item in items):
+        compiled = _compiled(function)
+        if compiled is not None:
+            try:
+                compiled(chunk, *args, **kwargs)
+                continue
+            except Exception as error:  # Inductor raises many types (no C++ compiler, ...)
+                warnings.warn(
+                    f"fused=True: torch.compile failed ({type(error).__name__}: {error}); "
+                    f"{function.__qualname__} runs eager",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                _COMPILED[function] = None
+        for item in chunk:
+            function(*args, *item, **kwargs)
 
 
 def scalar_tensor(value):
@@ -68,9 +106,9 @@ class CourseOptimizer(Optimizer):
 
     Subclasses implement ``init_state(param, group) -> dict of tensors`` and
     ``update(group, step, param, grad, state)``; ``state`` maps each state name to the
-    tensor (or TensorList) of the parameter(s) being updated. With ``fused=True`` the
-    ``update`` of each parameter runs compiled (see the module docstring), with ``lr`` and
-    ``step`` as 0-d tensors; the results equal the eager ones up to float rounding. A group with
+    tensor (or TensorList) of the parameter(s) being updated. With ``fused=True`` the loop
+    calling ``update`` on each parameter runs compiled (see the module docstring), with ``lr``
+    and ``step`` as 0-d tensors; the results equal the eager ones up to float rounding. A group with
     ``maximize=True`` (torch's keyword) hands ``update`` the negated gradient, so every
     update rule is written for minimization only. A tensor learning rate (one element, as
     torch.optim allows) reaches ``update`` as a Python float.
@@ -115,9 +153,9 @@ class CourseOptimizer(Optimizer):
                 group = {**group, "lr": group["lr"].item()}
             if group.get("fused") and self.fusable:
                 group = {**group, "lr": scalar_tensor(group["lr"])}
-                update = type(self).update
-                for step, param, grad, state in self._parameters_to_update(group):
-                    run_compiled(update, self, group, scalar_tensor(step), param, grad, state)
+                for step, params, grads, states in self._parameters_to_update(group):
+                    items = zip(params, grads, states, strict=True)
+                    run_fused(type(self).update, items, self, group, scalar_tensor(step))
                 continue
             for step, param, grad, state in self._parameters_to_update(group):
                 self.update(group, step, param, grad, state)
@@ -135,12 +173,13 @@ class CourseOptimizer(Optimizer):
     def _parameters_to_update(self, group):
         """Yield ``(step, param, grad, state)`` for the parameters of ``group`` with a grad.
 
-        With foreach, parameters at the same step come together as TensorLists. (Tensors on
+        With foreach, parameters at the same step come together as TensorLists; fused, as
+        lists (of parameters, of gradients, of state dicts) for :func:`run_fused`. (Tensors on
         different devices or of different dtypes may share a list: torch's foreach kernels
         then fall back to one kernel per tensor, which is correct, only slower.)
         """
-        foreach = self.supports_foreach and group.get("foreach") is not False
-        foreach = foreach and not (group.get("fused") and self.fusable)
+        fused = group.get("fused") and self.fusable
+        foreach = not fused and self.supports_foreach and group.get("foreach") is not False
         maximize = group.get("maximize", False)
         batches = {}  # step -> ([params], [grads], [states])
         for p in group["params"]:
@@ -157,7 +196,7 @@ class CourseOptimizer(Optimizer):
             step = state["step"] = int(state.get("step", 0)) + 1
             if maximize:
                 grad = -grad
-            if not foreach:
+            if not (foreach or fused):
                 yield step, p, grad, state
             elif step in batches:
                 params, grads, states = batches[step]
@@ -167,6 +206,9 @@ class CourseOptimizer(Optimizer):
             else:
                 batches[step] = ([p], [grad], [state])
         for step, (params, grads, states) in batches.items():
+            if fused:
+                yield step, params, grads, states
+                continue
             names = [name for name in states[0] if name != "step"]
             yield (
                 step,

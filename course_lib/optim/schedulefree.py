@@ -29,13 +29,11 @@ saving (the parameters hold :math:`x`). Same signature, defaults, group entries 
 numerics as the ``schedulefree`` package's AdamWScheduleFree (version 1.4.1).
 """
 
-import functools
-
 import torch
 
 from course_lib import _args
 
-from ._base import CourseOptimizer, run_compiled, scalar_tensor
+from ._base import CourseOptimizer, run_fused, scalar_tensor
 from .transforms import bias_correction, ema_of_squares_
 
 
@@ -147,23 +145,28 @@ class AdamWScheduleFree(CourseOptimizer):
             lr, average_weight = self._advance_schedule(group)
             group["k"] += 1
             beta1, beta2 = group["betas"]
-            update, step = schedulefree_adamw_update_, group["k"]
+            hyperparameters = dict(
+                lr=lr,
+                average_weight=average_weight,
+                beta1=beta1,
+                beta2=beta2,
+                step=group["k"],
+                eps=group["eps"],
+                weight_decay=group["weight_decay"],
+            )
             if group.get("fused"):  # compiled, with the changing numbers as tensor inputs
-                update = functools.partial(run_compiled, update)
-                lr, average_weight, step = map(scalar_tensor, (lr, average_weight, step))
+                for name in ("lr", "average_weight", "step"):
+                    hyperparameters[name] = scalar_tensor(hyperparameters[name])
+                for _, params, grads, states in self._parameters_to_update(group):
+                    items = [
+                        (p, g, s["z"], s["exp_avg_sq"])
+                        for p, g, s in zip(params, grads, states, strict=True)
+                    ]
+                    run_fused(schedulefree_adamw_update_, items, **hyperparameters)
+                continue
             for _, param, grad, state in self._parameters_to_update(group):
-                update(
-                    param,
-                    grad,
-                    state["z"],
-                    state["exp_avg_sq"],
-                    lr=lr,
-                    average_weight=average_weight,
-                    beta1=beta1,
-                    beta2=beta2,
-                    step=step,
-                    eps=group["eps"],
-                    weight_decay=group["weight_decay"],
+                schedulefree_adamw_update_(
+                    param, grad, state["z"], state["exp_avg_sq"], **hyperparameters
                 )
         return loss
 
