@@ -182,3 +182,13 @@ def test_lion_matches_automl_update(foreach):
                 assert opt.state.get(p, {}) == {}
             else:
                 torch.testing.assert_close(opt.state[p]["exp_avg"], m, rtol=1e-10, atol=0)
+
+
+def test_lion_matches_lion_pytorch():
+    """A second reference: the lion-pytorch package's Lion, same groups, 200 steps."""
+    import lion_pytorch  # the test extra installs it
+
+    got, _ = train(lambda a, b: co.Lion(param_groups(LION_A, LION_B)(a, b)))
+    expected, _ = train(lambda a, b: lion_pytorch.Lion(param_groups(LION_A, LION_B)(a, b)))
+    for p, p_ref in zip(got, expected, strict=True):
+        torch.testing.assert_close(p, p_ref, rtol=1e-10, atol=0)
