@@ -120,19 +120,11 @@ class CourseOptimizer(Optimizer):
     """
 
     supports_foreach = True
-    fusable = True  # False where the update needs Python numbers from tensors (.item())
 
     def __init__(self, params, defaults):
         _args.lr(defaults["lr"])
         if defaults.get("fused") and defaults.get("foreach"):
             raise ValueError("fused and foreach cannot both be True")
-        if defaults.get("fused") and not self.fusable:
-            warnings.warn(
-                f"{type(self).__name__} does not support fused=True (its update reads tensors "
-                "as Python numbers, which would recompile at every step); it runs eager",
-                RuntimeWarning,
-                stacklevel=3,
-            )
         super().__init__(params, defaults)
 
     def init_state(self, param, group):
@@ -151,7 +143,7 @@ class CourseOptimizer(Optimizer):
         for group in self.param_groups:
             if isinstance(group["lr"], torch.Tensor):
                 group = {**group, "lr": group["lr"].item()}
-            if group.get("fused") and self.fusable:
+            if group.get("fused"):
                 group = {**group, "lr": scalar_tensor(group["lr"])}
                 for step, params, grads, states in self._parameters_to_update(group):
                     items = zip(params, grads, states, strict=True)
@@ -178,7 +170,7 @@ class CourseOptimizer(Optimizer):
         different devices or of different dtypes may share a list: torch's foreach kernels
         then fall back to one kernel per tensor, which is correct, only slower.)
         """
-        fused = group.get("fused") and self.fusable
+        fused = group.get("fused")
         foreach = not fused and self.supports_foreach and group.get("foreach") is not False
         maximize = group.get("maximize", False)
         batches = {}  # step -> ([params], [grads], [states])

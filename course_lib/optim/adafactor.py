@@ -42,8 +42,11 @@ from ._base import CourseOptimizer, zeros_state
 from .transforms import decay_weights_, ema_
 
 
-def rms(x):
-    r"""Root mean square of a tensor, as a Python float: :math:`\|x\|_2 / \sqrt{n}`."""
+def rms(x, *, as_tensor=False):
+    r"""Root mean square of a tensor, :math:`\|x\|_2 / \sqrt{n}`: a Python float (as torch
+    reads it, with ``.item()``), or a 0-d tensor with ``as_tensor`` (a compiled step)."""
+    if as_tensor:
+        return x.norm(2) / x.numel() ** 0.5
     return x.norm(2).item() / (x.numel() ** 0.5)
 
 
@@ -83,9 +86,15 @@ def adafactor_update_(
     """
     if eps1 is None:
         eps1 = torch.finfo(param.dtype).eps
+    # fused=True passes the step as a 0-d tensor: then every number stays a tensor, no .item()
+    compiled = isinstance(step, torch.Tensor)
     one_minus_beta2 = step**beta2_decay
-    relative_step = min(lr, 1 / (step**0.5))
-    alpha = max(eps2, rms(param)) * relative_step
+    if compiled:
+        relative_step = torch.minimum(lr, step.rsqrt())
+        alpha = rms(param, as_tensor=True).clamp(min=eps2) * relative_step
+    else:
+        relative_step = min(lr, 1 / (step**0.5))
+        alpha = max(eps2, rms(param)) * relative_step
     if weight_decay != 0:
         decay_weights_(param, lr, weight_decay)
     if row_var is not None:
@@ -94,7 +103,10 @@ def adafactor_update_(
         variance.lerp_(grad * grad, one_minus_beta2)
         var_estimate = variance.clone()
     update = var_estimate.clamp_(min=eps1 * eps1).rsqrt_().mul_(grad)
-    clip = max(1.0, update.norm(2).item() / (update.numel() ** 0.5 * d))
+    if compiled:
+        clip = (update.norm(2) / (update.numel() ** 0.5 * d)).clamp(min=1.0)
+    else:
+        clip = max(1.0, update.norm(2).item() / (update.numel() ** 0.5 * d))
     if beta1 is None:
         param.add_(update, alpha=-alpha / clip)
     else:
@@ -112,7 +124,6 @@ class Adafactor(CourseOptimizer):
     """
 
     supports_foreach = False
-    fusable = False  # rms() and the clipping read norms with .item()
 
     def __init__(
         self,
