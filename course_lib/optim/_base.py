@@ -8,13 +8,13 @@ them to ``update``: one at a time (``foreach=False``), or batched as TensorLists
 parameters that share their step count (``foreach=True``, the default), so that each line
 of the update rule is one multi-tensor kernel. With ``fused=True`` (torch's keyword for its
 single-kernel path) the loop over the group's parameters, calling ``update`` on each, runs
-compiled by :func:`torch.compile` as one graph: Inductor fuses each parameter's whole rule
-into one loop over its elements (C++ on a CPU, Triton on a GPU), so each byte of the
-parameter, gradient and state is read and written once, and the step's scalars are computed
-once per group. The learning rate and the step reach the compiled function as 0-d tensors,
-so that a schedule changing them does not recompile; it is compiled once per process,
-optimizer class and number of parameters (shapes are dynamic). Where torch cannot compile
-(no C++ compiler, ...) the step warns once and runs the eager update.
+compiled by :func:`torch.compile`, one graph per chunk of up to eight parameters: Inductor
+fuses each parameter's whole rule into one loop over its elements (C++ on a CPU, Triton on
+a GPU), so each byte of the parameter, gradient and state is read and written once, and
+computes the step's scalars before those loops. The learning rate and the step reach the
+compiled function as 0-d tensors, so that a schedule changing them does not recompile; it
+is compiled once per process, optimizer class and chunk layout (shapes are dynamic). Where
+torch cannot compile (no C++ compiler, ...) the step warns once and runs the eager update.
 """
 
 import itertools
