@@ -31,7 +31,8 @@ Attention is :func:`causal_attention`, written out so that it reads like the for
 validation loss against tokens seen and wall-clock seconds. It runs unchanged under
 ``torchrun`` with ``DistributedDataParallel``: when a process group is initialised, each
 process takes its share of every batch and DDP averages the gradients. On one CPU machine,
-:func:`parallel_map` trains independent runs side by side, one forked process per core.
+:func:`course_lib.parallel.map_forked` trains independent runs side by side, one forked
+process per core.
 """
 
 import bisect
@@ -46,7 +47,6 @@ import torch.nn.functional as F
 from torch import nn
 
 import course_lib.optim as co
-from course_lib.parallel import map_forked
 from course_lib.schedules import warmup_cosine
 
 ALPHABET = "abcdefghijklmnop"
@@ -426,14 +426,3 @@ def train_lm(
         for opt in optimizers:
             opt.step()
         seconds += time.perf_counter() - start
-
-
-def parallel_map(fn, items, processes: int | None = None) -> list:
-    """``[fn(x) for x in items]``, in forked processes, one per core by default.
-
-    For independent seeded training runs of a small model (one thread each): two cores then
-    train two runs at once, with the numbers of each run trained alone. ``fn`` and the items
-    are inherited by the fork (a function defined in a notebook cell works); the results
-    come back pickled. Serial where forking is unsafe (see
-    :func:`course_lib.parallel.map_forked`)."""
-    return map_forked(fn, items, processes)

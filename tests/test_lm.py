@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from course_lib import lm
+from course_lib.parallel import map_forked
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -196,16 +197,16 @@ def _train(seed):
     return history.val_loss, model.state_dict()
 
 
-def test_parallel_map_trains_like_one_process():
+def test_forked_runs_train_like_one_process():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in the forked processes: the same kernels, the same bits
     try:
         serial = [_train(seed) for seed in (0, 1, 2)]
     finally:
         torch.set_num_threads(threads)
-    forked = lm.parallel_map(_train, (0, 1, 2), processes=2)
+    forked = map_forked(_train, (0, 1, 2), processes=2)
     assert len(forked) == 3 and serial[0][0] != serial[1][0]
     for (loss, state), (loss_f, state_f) in zip(serial, forked, strict=True):
         assert loss == loss_f
         assert all(torch.equal(state[k], state_f[k]) for k in state)
-    assert lm.parallel_map(lambda x: x * x, range(5)) == [0, 1, 4, 9, 16]  # a closure is fine
+    assert map_forked(lambda x: x * x, range(5)) == [0, 1, 4, 9, 16]  # a closure is fine
