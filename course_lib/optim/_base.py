@@ -17,7 +17,6 @@ is compiled once per process, optimizer class and chunk layout (shapes are dynam
 torch cannot compile (no C++ compiler, ...) the step warns once and runs the eager update.
 """
 
-import itertools
 import types
 import warnings
 
@@ -63,14 +62,12 @@ def _compiled(function):
 
 
 def chunks(items):
-    """``items`` (each starting with its parameter) in chunks of at most CHUNK, each chunk's
-    parameters of one number of dimensions: the chunks of a model repeat few layouts, each
-    compiled once."""
+    """``items`` (each starting with its parameter) sorted by the parameter's number of
+    dimensions, in chunks of at most CHUNK: one compiled call per chunk, and the chunks of a
+    model repeat few layouts (runs of vectors, then of matrices), each compiled once."""
     items = sorted(items, key=lambda item: item[0].ndim)
-    for _, same in itertools.groupby(items, key=lambda item: item[0].ndim):
-        same = list(same)
-        for start in range(0, len(same), CHUNK):
-            yield same[start : start + CHUNK]
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
 
 
 def run_fused(function, items, *args, **kwargs):
