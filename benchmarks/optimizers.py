@@ -177,19 +177,20 @@ def timed_add(x, y, device):
 
 
 def benchmark(model, rounds, device, names):
-    """Print ms/step, the ratio to the fastest peer, compile time and fraction of the roofline."""
-    bw = bandwidth(device)
-    print(f"memory bandwidth (x += y on 512 MiB each, best of 5): {bw / 1e9:.1f} GB/s")
-    print(
-        f"{'optimizer':18s} {'implementation':16s} {'ms/step':>8s} {'/ fastest peer':>14s}"
-        f" {'first step s':>12s} {'MB/step':>8s} {'roof':>6s}"
-    )
-    results = {}
+    """Print ms/step, the ratio to the fastest peer, compile time and fraction of the roofline.
+
+    The bandwidth is measured before the first optimizer and after each one's rounds, and
+    the highest is the roofline's: a single measurement taken while the machine was slowed
+    for a moment would put steps timed at a faster moment above the roofline.
+    """
+    bandwidths = [bandwidth(device)]
+    rows = []
     for name in names:
         impls = {**ours(name), **peers(name)}
         copies = copies_with_grads(model, len(impls), matrices_only=name == "Muon")
         optimizers = [_train(make(ps)) for make, ps in zip(impls.values(), copies, strict=True)]
         first, times = step_times(optimizers, rounds, device)
+        bandwidths.append(bandwidth(device))
         numel = sum(p.numel() for p in copies[0])
         moved = TENSORS_MOVED[name] * numel * copies[0][0].element_size()
         peer_labels = [label for label in impls if not label.startswith("course")]
@@ -199,14 +200,25 @@ def benchmark(model, rounds, device, names):
         fastest = [min(t[r] for t in peer_times) for r in range(rounds)]
         for i, label in enumerate(impls):
             ms = statistics.median(times[i]) * 1e3
-            r = ratio(times[i], fastest)
-            roof = moved / bw / (ms / 1e3)
-            results[(name, label)] = dict(ms=ms, ratio=r, first_s=first[i], roof=roof)
-            print(
-                f"{name:18s} {label:16s} {ms:8.2f} {r:14.2f} {first[i]:12.2f}"
-                f" {moved / 1e6:8.1f} {roof:6.2f}"
-            )
+            rows.append((name, label, ms, ratio(times[i], fastest), first[i], moved))
         del optimizers, copies
+    bw = max(bandwidths)
+    print(
+        f"memory bandwidth (x += y on 512 MiB each, best of 5, {len(bandwidths)} times over the"
+        f" run): highest {bw / 1e9:.1f} GB/s, lowest {min(bandwidths) / 1e9:.1f} GB/s"
+    )
+    print(
+        f"{'optimizer':18s} {'implementation':16s} {'ms/step':>8s} {'/ fastest peer':>14s}"
+        f" {'first step s':>12s} {'MB/step':>8s} {'roof':>6s}"
+    )
+    results = {}
+    for name, label, ms, r, first_s, moved in rows:
+        roof = moved / bw / (ms / 1e3)
+        results[(name, label)] = dict(ms=ms, ratio=r, first_s=first_s, roof=roof)
+        print(
+            f"{name:18s} {label:16s} {ms:8.2f} {r:14.2f} {first_s:12.2f}"
+            f" {moved / 1e6:8.1f} {roof:6.2f}"
+        )
     return results
 
 
